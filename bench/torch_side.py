@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""PyTorch side of the benchmark runner: measures the named workloads on the same GPU with the
+strongest PyTorch form that works (eager, and a captured CUDA graph where it applies) and prints one
+JSON line per workload in the runner's format. Usage: torch_side.py WORKLOAD [WORKLOAD ...]"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+DEV = "cuda"
+CARD = torch.cuda.get_device_name(0)
+
+
+def emit(workload, value, unit, note=""):
+    print(json.dumps({"workload": workload, "value": value, "unit": unit, "card": CARD,
+                      "note": note, "torch": torch.__version__}), flush=True)
+
+
+def median_ms(fn, warmup=5, runs=50):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def gpu_ms(fn, warmup=3, runs=20):
+    """Median of GPU time between CUDA events around fn."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy():
+    n = 256 << 20  # 1 GiB of float32, far larger than the caches
+    src = torch.randn(n, device=DEV)
+    dst = torch.empty_like(src)
+    ms = gpu_ms(lambda: dst.copy_(src))
+    assert torch.equal(dst, src)
+    emit("copy", 2 * n * 4 / ms / 1e9, "TB/s")
+
+
+def dispatch():
+    # The cheapest kernel PyTorch launches, 1000 back to back inside one CUDA graph (its best case).
+    x = torch.zeros(1, device=DEV)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(1000):
+            x.add_(1)
+    ms = gpu_ms(graph.replay)
+    emit("dispatch", ms * 1e3 / 1000, "us", "1000 dependent tiny kernels in a CUDA graph")
+    emit("dispatch_barrier", ms * 1e3 / 1000, "us", "CUDA orders kernels on a stream")
+
+
+def mlp(dims, batch):
+    torch.manual_seed(0)
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(DEV)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x = torch.randn(batch, dims[0], device=DEV)
+    y = torch.randint(0, dims[-1], (batch,), device=DEV)
+
+    def eager_step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    eager = median_ms(eager_step, runs=100)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            eager_step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    def hundred():
+        for _ in range(100):
+            graph.replay()
+    per_step = median_ms(hundred, runs=10) / 100
+    latency = median_ms(lambda: (graph.replay(), loss.item()), runs=100)
+    return eager, per_step, latency
+
+
+def mlp_workloads(names):
+    for prefix, dims, batch in [("mlp_small", [784, 128, 10], 32), ("mlp_large", [784, 1024, 1024, 10], 256)]:
+        if f"{prefix}_step" not in names and f"{prefix}_latency" not in names:
+            continue
+        eager, per_step, latency = mlp(dims, batch)
+        emit(f"{prefix}_step", per_step, "ms", f"CUDA graph x100; eager {eager:.3f} ms")
+        emit(f"{prefix}_latency", latency, "ms", "CUDA graph replay + loss.item()")
+
+
+def gemm(dtype, name):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    n = 4096
+    a = torch.randn(n, n, device=DEV, dtype=dtype)
+    b = torch.randn(n, n, device=DEV, dtype=dtype)
+    ms = gpu_ms(lambda: torch.matmul(a, b))
+    emit(name, 2 * n ** 3 / ms / 1e9, "TFLOP/s")
+
+
+def main(names):
+    if "copy" in names:
+        copy()
+    if "dispatch" in names or "dispatch_barrier" in names:
+        dispatch()
+    mlp_workloads(names)
+    if "gemm_f32" in names:
+        gemm(torch.float32, "gemm_f32")
+    if "gemm_f16" in names:
+        gemm(torch.float16, "gemm_f16")
+
+
+if __name__ == "__main__":
+    main(set(sys.argv[1:]))
