@@ -12,7 +12,7 @@ class TempDir {
   TempDir() {
     const auto* info = testing::UnitTest::GetInstance()->current_test_info();
     path_ = std::filesystem::temp_directory_path() /
-            ("meganeura-data-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
+            ("meganeura-test-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
              std::to_string(getpid()));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
