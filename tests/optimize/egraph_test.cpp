@@ -194,7 +194,7 @@ TEST(Rules, GuardsSeeTheAnalysis) {
   ClassId root = add_expr(g, "(* x (+ 0.5 0.5))");
   ClassId near_miss = add_expr(g, "(* y (+ 0.5 0.25))");
   eg::GuardRegistry guards;
-  guards.add("is-const", [&](const eg::EGraph& gr, const eg::Subst& s, std::span<const eg::GuardArg> a) {
+  guards.add("is-const", [&](const eg::EGraph& gr, ClassId, const eg::Subst& s, std::span<const eg::GuardArg> a) {
     auto v = fold.value[gr.find(s.cls(a[0].var))];
     return v && *v == a[1].number;
   });

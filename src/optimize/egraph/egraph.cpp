@@ -78,6 +78,7 @@ ClassId EGraph::add(ENode node) {
                   " which does not exist; add children before their parents");
     }
   }
+  if (analysis_) analysis_->canonicalize(*this, node);
   node = canonical(std::move(node));
   if (auto it = memo_.find(node); it != memo_.end()) return find(it->second);
   ClassId id = ClassId(classes_.size());

@@ -50,6 +50,8 @@ class EGraph;
 class Analysis {
  public:
   virtual ~Analysis() = default;
+  // Rewrites `node` into the client's canonical form before it is hashed (e.g. attribute defaults).
+  virtual void canonicalize(EGraph& /*graph*/, ENode& /*node*/) {}
   // A class `fresh` was created holding only `node`: compute its data.
   virtual void make(const EGraph& graph, const ENode& node, ClassId fresh) = 0;
   // Class `from` was merged into `into`: fold its data in; return whether `into`'s data changed.
@@ -75,6 +77,7 @@ class EGraph {
   // Interning of operator names and attribute sets.
   OpId op(std::string_view name);
   const std::string& op_name(OpId op) const { return op_names_[op]; }
+  size_t num_ops() const { return op_names_.size(); }
   bool has_op(std::string_view name) const { return op_ids_.count(std::string(name)) != 0; }
   AttrId attrs(AttrSet set);
   const AttrSet& attrs_of(AttrId id) const { return attr_sets_[id]; }

@@ -12,9 +12,9 @@ const Guard* GuardRegistry::find(std::string_view name) const {
   return it == guards_.end() ? nullptr : &it->second;
 }
 
-bool Rule::guards_hold(const EGraph& g, const Subst& s) const {
+bool Rule::guards_hold(const EGraph& g, ClassId root, const Subst& s) const {
   for (const GuardCall& call : guards) {
-    if (!call.fn(g, s, call.args)) return false;
+    if (!call.fn(g, root, s, call.args)) return false;
   }
   return true;
 }

@@ -1,7 +1,7 @@
 // Rewrite rules parsed from s-expression text, with named guards supplied by the client.
 //
 //   egraph::GuardRegistry guards;
-//   guards.add("is-const", [](const EGraph& g, const Subst& s, std::span<const GuardArg> a) { ... });
+//   guards.add("is-const", [](const EGraph& g, ClassId root, const Subst& s, std::span<const GuardArg> a) {...});
 //   auto rules = egraph::parse_rules(g, R"(
 //       (rewrite (* ?x 1) ?x :name mul-one)
 //       (rewrite (* ?x ?c) ?x :if (is-const ?c 1.0) :name mul-const-one))", guards);
@@ -31,7 +31,8 @@ struct GuardArg {
   bool is_number() const { return var < 0 && !std::isnan(number); }
 };
 
-using Guard = std::function<bool(const EGraph&, const Subst&, std::span<const GuardArg>)>;
+// A guard sees the class the left side matched (`root`) and the variables it bound.
+using Guard = std::function<bool(const EGraph&, ClassId root, const Subst&, std::span<const GuardArg>)>;
 
 class GuardRegistry {
  public:
@@ -57,7 +58,7 @@ struct Rule {
   // Instead of `rhs`, a client may compute the equivalent class itself (nullopt: nothing to add).
   std::function<std::optional<ClassId>(EGraph&, const Match&)> apply;
 
-  bool guards_hold(const EGraph& g, const Subst& s) const;
+  bool guards_hold(const EGraph& g, ClassId root, const Subst& s) const;
 };
 
 std::vector<Rule> parse_rules(EGraph& g, std::string_view text, const GuardRegistry& guards);

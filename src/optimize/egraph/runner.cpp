@@ -68,7 +68,7 @@ RunReport run(EGraph& g, std::span<const Rule> rules, const RunnerLimits& limits
     for (size_t i = 0; i < rules.size() && !out_of_time; ++i) {
       const Rule& rule = rules[i];
       for (const Match& m : matches[i]) {
-        if (!rule.guards_hold(g, m.subst)) continue;
+        if (!rule.guards_hold(g, g.find(m.root), m.subst)) continue;
         ++report.rules[i].matches;
         size_t nodes_before = g.num_nodes();
         bool changed = false;

@@ -1,0 +1,73 @@
+// The neural-network language on top of the generic e-graph: a Graph goes in as e-nodes (one
+// operator per Op, attributes by value, every input/parameter/constant kept as its own leaf), an
+// analysis gives each class its shape, dtype and constant value, guards let rules test them, and an
+// extracted term comes back out as a Graph.
+//
+//   NnEGraph eg(graph);
+//   egraph::GuardRegistry guards;
+//   eg.register_guards(&guards);
+//   auto rules = egraph::parse_rules(eg.egraph(), rules_text, guards);
+//   egraph::run(eg.egraph(), rules, limits);
+//   Graph out = eg.to_graph(egraph::build_term(eg.egraph(), extraction, eg.roots()));
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "meganeura/graph.h"
+#include "optimize/egraph/extract.h"
+#include "optimize/egraph/rule.h"
+
+namespace meganeura::optimizer {
+
+struct ClassInfo {
+  TensorType type;
+  std::optional<double> constant;  // every element has this value
+  bool valid = true;               // false when shape inference rejected the class's first node
+};
+
+class NnEGraph : private egraph::Analysis {
+ public:
+  explicit NnEGraph(const Graph& graph);
+
+  egraph::EGraph& egraph() { return egraph_; }
+  const egraph::EGraph& egraph() const { return egraph_; }
+  const ClassInfo& info(egraph::ClassId cls) const { return info_[egraph_.find(cls)]; }
+  // The classes of the graph's outputs, in output order.
+  const std::vector<egraph::ClassId>& roots() const { return roots_; }
+
+  Op op_of(const egraph::ENode& node) const { return static_cast<Op>(node.op); }
+  Attrs attrs_of(const egraph::ENode& node) const;
+  // The original leaf node an e-node stands for, or -1.
+  int32_t leaf_of(const egraph::ENode& node) const;
+  // The type `node` computes from its children's classes; nullopt when shape inference rejects it.
+  std::optional<TensorType> node_type(const egraph::ENode& node) const;
+
+  // Guards the rules file may use: same-shape, is-const, last-axis, vector-over-last, rank,
+  // swaps-last-two, inverse-perms, bias-for, root-same-shape, is-float.
+  void register_guards(egraph::GuardRegistry* guards) const;
+  // Throws when a rule names an operator that is not in the ops table.
+  void check_ops_known() const;
+
+  Graph to_graph(const egraph::Term& term) const;
+
+ private:
+  egraph::AttrId encode(Op op, const Attrs& attrs);
+  Attrs decode(egraph::AttrId id) const;
+
+  void canonicalize(egraph::EGraph& graph, egraph::ENode& node) override;
+  void make(const egraph::EGraph& graph, const egraph::ENode& node, egraph::ClassId fresh) override;
+  bool merge(egraph::ClassId into, egraph::ClassId from) override;
+  ClassInfo compute(const egraph::ENode& node) const;
+
+  const Graph& source_;
+  egraph::EGraph egraph_;
+  std::vector<ClassInfo> info_;
+  std::vector<egraph::ClassId> roots_;
+  std::vector<std::string> labels_;
+  std::unordered_map<uint64_t, egraph::AttrId> canonical_attr_;
+};
+
+}  // namespace meganeura::optimizer

@@ -1,0 +1,252 @@
+// optimize() on small graphs: each rule fires on its pattern and not on near misses, leaves keep
+// their identity, and the same graph in gives the same graph out.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "meganeura/optimize.h"
+
+using meganeura::Graph;
+using meganeura::Op;
+using meganeura::OptimizeResult;
+using meganeura::Tensor;
+
+namespace {
+
+size_t count(const Graph& g, Op op) {
+  size_t n = 0;
+  for (const auto& node : g.nodes()) n += node.op == op;
+  return n;
+}
+
+OptimizeResult run(Graph& g, std::vector<Tensor> outputs) {
+  g.set_outputs(outputs);
+  return meganeura::optimize(g);
+}
+
+}  // namespace
+
+TEST(NnRules, SiluFromSigmoidProduct) {
+  Graph g;
+  auto x = g.input("x", {4, 8});
+  auto r = run(g, {x * g.sigmoid(x)});
+  EXPECT_EQ(count(r.graph, Op::silu), 1u);
+  EXPECT_EQ(count(r.graph, Op::sigmoid), 0u);
+  EXPECT_EQ(count(r.graph, Op::mul), 0u);
+  EXPECT_EQ(r.report.fused("silu"), 1u);
+  EXPECT_LT(r.report.dispatches_after, r.report.dispatches_before);
+  EXPECT_LT(r.report.bytes_after, r.report.bytes_before);
+}
+
+TEST(NnRules, SigmoidOfAnotherTensorStays) {
+  Graph g;
+  auto x = g.input("x", {4, 8});
+  auto y = g.input("y", {4, 8});
+  auto r = run(g, {x * g.sigmoid(y)});
+  EXPECT_EQ(count(r.graph, Op::silu), 0u);
+  EXPECT_EQ(count(r.graph, Op::sigmoid), 1u);
+  EXPECT_EQ(count(r.graph, Op::mul), 1u);
+}
+
+TEST(NnRules, SwigluFromGatedProduct) {
+  Graph g;
+  auto gate = g.input("gate", {2, 3, 16});
+  auto up = g.input("up", {2, 3, 16});
+  auto r = run(g, {(gate * g.sigmoid(gate)) * up});
+  EXPECT_EQ(count(r.graph, Op::swiglu), 1u);
+  EXPECT_EQ(r.graph.nodes().back().op, Op::swiglu);
+  // Broadcasting up: swiglu needs equal shapes, so only silu is found.
+  Graph h;
+  auto gate2 = h.input("gate", {2, 3, 16});
+  auto up2 = h.input("up", {16});
+  auto r2 = run(h, {(gate2 * h.sigmoid(gate2)) * up2});
+  EXPECT_EQ(count(r2.graph, Op::swiglu), 0u);
+  EXPECT_EQ(count(r2.graph, Op::silu), 1u);
+}
+
+TEST(NnRules, RmsNormDecomposition) {
+  Graph g;
+  auto x = g.input("x", {2, 5, 12});
+  auto w = g.parameter("norm.weight", {12});
+  auto y = x * g.rsqrt(g.mean(x * x, -1, true) + 1e-5) * w;
+  auto r = run(g, {y});
+  ASSERT_EQ(count(r.graph, Op::rms_norm), 1u);
+  EXPECT_EQ(count(r.graph, Op::mean), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::rms_norm) {
+      EXPECT_DOUBLE_EQ(n.attrs.eps, 1e-5);
+    }
+  }
+  // The weight-first order and pow(x, 2) are the same maths.
+  Graph h;
+  auto x2 = h.input("x", {2, 5, 12});
+  auto w2 = h.parameter("norm.weight", {12});
+  auto r2 = run(h, {w2 * (x2 * h.rsqrt(h.mean(h.pow(x2, 2), -1, true) + 1e-6))});
+  EXPECT_EQ(count(r2.graph, Op::rms_norm), 1u);
+}
+
+TEST(NnRules, RmsNormNearMissesStay) {
+  Graph g;
+  auto x = g.input("x", {6, 12});
+  auto w = g.parameter("w", {12});
+  auto wrong_axis = x * g.rsqrt(g.mean(x * x, 0, true) + 1e-5) * g.parameter("w0", {12});
+  auto y = g.input("y", {6, 12});
+  auto other_tensor = x * g.rsqrt(g.mean(y * y, -1, true) + 1e-5) * w;
+  auto r = run(g, {wrong_axis, other_tensor});
+  EXPECT_EQ(count(r.graph, Op::rms_norm), 0u);
+}
+
+TEST(NnRules, SoftmaxAndLogSoftmax) {
+  Graph g;
+  auto x = g.input("x", {3, 7});
+  auto shifted = x - g.max(x, -1, true);
+  auto e = g.exp(shifted);
+  auto softmax = e / g.sum(e, -1, true);
+  auto log_softmax = shifted - g.log(g.sum(e, -1, true));
+  auto r = run(g, {softmax, log_softmax});
+  EXPECT_EQ(count(r.graph, Op::softmax), 1u);
+  EXPECT_EQ(count(r.graph, Op::log_softmax), 1u);
+  EXPECT_EQ(count(r.graph, Op::exp), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::softmax || n.op == Op::log_softmax) {
+      EXPECT_EQ(n.attrs.axis, 1);
+    }
+  }
+}
+
+TEST(NnRules, LayerNormDecomposition) {
+  Graph g;
+  auto x = g.input("x", {4, 10});
+  auto w = g.parameter("ln.weight", {10});
+  auto b = g.parameter("ln.bias", {10});
+  auto centered = x - g.mean(x, -1, true);
+  auto y = centered * g.rsqrt(g.mean(centered * centered, -1, true) + 1e-5) * w + b;
+  auto r = run(g, {y});
+  EXPECT_EQ(count(r.graph, Op::layer_norm), 1u);
+  EXPECT_EQ(r.report.fused("layer_norm"), 1u);
+}
+
+TEST(NnRules, GeluTanhFormula) {
+  Graph g;
+  auto x = g.input("x", {4, 10});
+  auto inner = 0.7978845608028654 * (x + 0.044715 * g.pow(x, 3));
+  auto y = 0.5 * x * (1.0 + g.tanh(inner));
+  auto r = run(g, {y});
+  EXPECT_EQ(count(r.graph, Op::gelu_tanh), 1u);
+  EXPECT_EQ(count(r.graph, Op::tanh), 0u);
+  // A different constant is another function.
+  Graph h;
+  auto x2 = h.input("x", {4, 10});
+  auto r2 = run(h, {0.5 * x2 * (1.0 + h.tanh(0.79 * (x2 + 0.044715 * h.pow(x2, 3))))});
+  EXPECT_EQ(count(r2.graph, Op::gelu_tanh), 0u);
+}
+
+TEST(NnRules, MatmulBiasBecomesLinearAndTransposesFold) {
+  Graph g;
+  auto x = g.input("x", {2, 6, 8});
+  auto w = g.parameter("fc.weight", {5, 8});
+  auto b = g.parameter("fc.bias", {5});
+  auto y = g.matmul(x, g.transpose(w)) + b;
+  auto r = run(g, {y});
+  ASSERT_EQ(count(r.graph, Op::linear), 1u);
+  EXPECT_EQ(count(r.graph, Op::permute), 0u);
+  EXPECT_EQ(count(r.graph, Op::add), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::linear) {
+      EXPECT_TRUE(n.attrs.transpose_b);
+      EXPECT_EQ(r.graph.node(n.inputs[1]).name, "fc.weight");
+      EXPECT_EQ(r.graph.node(n.inputs[2]).name, "fc.bias");
+    }
+  }
+  // A bias over the wrong axis is not a linear bias.
+  Graph h;
+  auto x2 = h.input("x", {5, 8});
+  auto w2 = h.parameter("w", {8, 5});
+  auto col = h.input("col", {5, 1});
+  auto r2 = run(h, {h.matmul(x2, w2) + col});
+  EXPECT_EQ(count(r2.graph, Op::linear), 0u);
+}
+
+TEST(NnRules, AlgebraicCleanUp) {
+  Graph g;
+  auto x = g.input("x", {3, 4});
+  auto a = (x * 1.0 + 0.0) / 1.0;
+  auto b = -(-g.exp(x));
+  auto c = g.permute(g.permute(g.input("z", {2, 3, 4}), {2, 0, 1}), {1, 2, 0});
+  auto d = g.reshape(g.reshape(x, {12}), {4, 3});
+  auto r = run(g, {a, b, c, d});
+  const auto& outs = r.graph.outputs();
+  EXPECT_EQ(r.graph.node(outs[0]).name, "x");  // x itself
+  EXPECT_EQ(r.graph.node(outs[1]).op, Op::exp);
+  EXPECT_EQ(r.graph.node(outs[2]).name, "z");
+  EXPECT_EQ(r.graph.node(outs[3]).op, Op::reshape);
+  EXPECT_EQ(r.graph.node(r.graph.node(outs[3]).inputs[0]).name, "x");
+  EXPECT_EQ(count(r.graph, Op::neg), 0u);
+  EXPECT_EQ(count(r.graph, Op::mul), 0u);
+  // Multiplying by a constant that is not one keeps the product.
+  Graph h;
+  auto x2 = h.input("x", {3, 4});
+  auto r2 = run(h, {x2 * 1.5});
+  EXPECT_EQ(count(r2.graph, Op::mul), 1u);
+}
+
+TEST(NnRules, LeavesKeepIdentityNamesAndOrder) {
+  Graph g;
+  auto x = g.input("x", {4, 8});
+  auto unused = g.parameter("unused", {3}, meganeura::Init::normal(0, 0.02));
+  auto w = g.parameter("w", {8, 8}, meganeura::Init::kaiming());
+  auto frozen = g.parameter("frozen", {8}, meganeura::Init::ones(), /*trainable=*/false);
+  auto y = g.matmul(x, w) * g.sigmoid(g.matmul(x, w)) * frozen;
+  g.set_name(y, "activations");
+  auto r = run(g, {y});
+  (void)unused;
+  auto params = r.graph.parameters();
+  ASSERT_EQ(params.size(), 3u);
+  EXPECT_EQ(r.graph.node(params[0]).name, "unused");
+  EXPECT_EQ(r.graph.node(params[1]).name, "w");
+  EXPECT_EQ(r.graph.node(params[2]).name, "frozen");
+  EXPECT_EQ(r.graph.node(params[1]).init, meganeura::Init::kaiming());
+  EXPECT_FALSE(r.graph.node(params[2]).trainable);
+  EXPECT_EQ(r.graph.node(r.graph.outputs()[0]).name, "activations");
+  EXPECT_EQ(count(r.graph, Op::matmul), 1u);  // hash-consing shares the repeated product
+  EXPECT_EQ(count(r.graph, Op::silu), 1u);
+}
+
+TEST(NnRules, SameGraphInSameGraphOut) {
+  auto build = [] {
+    Graph g;
+    auto x = g.input("x", {2, 4, 16});
+    auto w1 = g.parameter("w1", {16, 16});
+    auto w2 = g.parameter("w2", {16, 16});
+    auto n = g.parameter("n", {16});
+    auto h = x * g.rsqrt(g.mean(x * x, -1, true) + 1e-6) * n;
+    auto gate = g.matmul(h, w1);
+    auto up = g.matmul(h, w2);
+    g.set_outputs({x + gate * g.sigmoid(gate) * up});
+    return g;
+  };
+  Graph a = build(), b = build();
+  auto ra = meganeura::optimize(a), rb = meganeura::optimize(b), ra2 = meganeura::optimize(a);
+  EXPECT_EQ(ra.graph.dump(), rb.graph.dump());
+  EXPECT_EQ(ra.graph.dump(), ra2.graph.dump());
+  EXPECT_EQ(count(ra.graph, Op::rms_norm), 1u);
+  EXPECT_EQ(count(ra.graph, Op::swiglu), 1u);
+}
+
+TEST(NnRules, ReportAndLimits) {
+  Graph g;
+  auto x = g.input("x", {4, 8});
+  g.set_outputs({x * g.sigmoid(x) + 0.0});
+  meganeura::OptimizeOptions options;
+  options.max_iterations = 1;
+  auto r = meganeura::optimize(g, options);
+  EXPECT_EQ(r.report.iterations, 1u);
+  EXPECT_EQ(r.report.stop_reason, "iteration limit");
+  EXPECT_GT(r.report.enodes, 0u);
+  EXPECT_NE(r.report.to_string().find("silu x1"), std::string::npos) << r.report.to_string();
+  Graph empty;
+  empty.input("x", {1});
+  EXPECT_THROW(meganeura::optimize(empty), meganeura::Error);
+  options.extra_rules = "(rewrite (mul ?x (frobnicate ?x)) ?x)";
+  EXPECT_THROW(meganeura::optimize(g, options), meganeura::Error);
+}
