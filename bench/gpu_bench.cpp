@@ -1,0 +1,185 @@
+// bench_gpu — micro-benchmarks of the GPU layer: device-to-device copy bandwidth and the cost of a
+// dispatch with and without a barrier after it. Prints one JSON line per workload for bench/run.py.
+//
+//   build/bin/bench_gpu copy dispatch dispatch_barrier
+//
+// Optional floors: MEGANEURA_BENCH_PEAK_TBS (memory bandwidth of the card in TB/s).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gpu/buffer.h"
+#include "gpu/context.h"
+#include "gpu/pipeline.h"
+#include "gpu/recording.h"
+#include "gpu/shader_compiler.h"
+#include "gpu/transfer.h"
+#include "meganeura/error.h"
+
+namespace gpu = meganeura::gpu;
+
+namespace {
+
+// Each invocation copies one vec4; the grid is 2-D so large buffers stay within group-count limits.
+const char* kCopyShader = R"(#version 450
+layout(local_size_x = 256) in;
+layout(std430, binding = 0) readonly buffer Src { vec4 src[]; };
+layout(std430, binding = 1) writeonly buffer Dst { vec4 dst[]; };
+layout(push_constant) uniform Push { uint count; uint row_groups; } p;
+void main() {
+  uint i = (gl_WorkGroupID.y * p.row_groups + gl_WorkGroupID.x) * 256u + gl_LocalInvocationID.x;
+  if (i < p.count) dst[i] = src[i];
+}
+)";
+
+// The smallest useful dispatch: one invocation increments its own counter.
+const char* kTinyShader = R"(#version 450
+layout(local_size_x = 1) in;
+layout(std430, binding = 0) buffer Counters { uint counters[]; };
+layout(push_constant) uniform Push { uint slot; } p;
+void main() { counters[p.slot] += 1u; }
+)";
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::string card_name() { return gpu::Context::shared()->device().name; }
+
+void emit(const char* workload, double value, const char* unit, double floor, const std::string& check) {
+  std::printf("{\"workload\": \"%s\", \"value\": %.6g, \"unit\": \"%s\", \"floor\": %s, \"card\": \"%s\", "
+              "\"check\": \"%s\"}\n",
+              workload, value, unit, floor > 0 ? std::to_string(floor).c_str() : "null", card_name().c_str(),
+              check.c_str());
+  std::fflush(stdout);
+}
+
+double env_double(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? std::atof(value) : 0.0;
+}
+
+void bench_copy() {
+  auto context = gpu::Context::shared();
+  const auto& caps = context->caps();
+  // 1 GiB on a discrete GPU (far beyond any cache); smaller on CPU drivers so the run stays short.
+  uint64_t bytes = caps.is_cpu ? (64ull << 20) : (1ull << 30);
+  bytes = std::min<uint64_t>(bytes, caps.max_storage_buffer_range / 16 * 16);
+  const uint32_t count = static_cast<uint32_t>(bytes / 16);
+
+  std::vector<float> host(bytes / 4);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  for (auto& v : host) v = dist(rng);
+
+  gpu::Buffer src(context, bytes, gpu::MemoryKind::DeviceLocal, "copy.src");
+  gpu::Buffer dst(context, bytes, gpu::MemoryKind::DeviceLocal, "copy.dst");
+  gpu::upload(src, 0, std::as_bytes(std::span(host)));
+  gpu::fill(dst, 0x7fc00000u);  // NaN: every element must be overwritten
+
+  gpu::ShaderCompiler compiler;
+  auto spirv = compiler.compile(kCopyShader, {.name = "bench_copy"});
+  gpu::Pipeline pipeline(context, {.spirv = spirv, .storage_buffers = 2, .push_constant_bytes = 8, .label = "copy"});
+  gpu::DescriptorSet set(pipeline, {{&src}, {&dst}});
+  const uint32_t groups = (count + 255) / 256;
+  const uint32_t row_groups = std::min<uint32_t>(groups, 65535);
+  const uint32_t rows = (groups + row_groups - 1) / row_groups;
+  uint32_t push[2] = {count, row_groups};
+
+  gpu::Recording recording(context, {.timestamps = true});
+  recording.dispatch(pipeline, set, std::as_bytes(std::span(push)), {row_groups, rows, 1}, "copy");
+  recording.finish();
+  recording.run(3);  // warm-up
+
+  std::vector<float> back(host.size());
+  gpu::download(dst, 0, std::as_writable_bytes(std::span(back)));
+  const bool ok = std::memcmp(back.data(), host.data(), bytes) == 0;
+
+  std::vector<double> rates;
+  for (int i = 0; i < 20; ++i) {
+    recording.run(1);
+    auto ns = recording.dispatch_durations_ns();
+    if (ns.empty() || ns[0] == 0) break;
+    rates.push_back(2.0 * static_cast<double>(bytes) / static_cast<double>(ns[0]) / 1e3);  // TB/s
+  }
+  if (!ok) {
+    emit("copy", 0, "TB/s", 0, "FAILED: copied data differs");
+    return;
+  }
+  if (rates.empty()) {
+    emit("copy", 0, "TB/s", 0, "device has no timestamps");
+    return;
+  }
+  emit("copy", median(rates), "TB/s", env_double("MEGANEURA_BENCH_PEAK_TBS"),
+       "ok (" + std::to_string(bytes >> 20) + " MiB, read+write)");
+}
+
+// Host time of one replay of `dispatches` tiny dispatches, median of many.
+double replay_us(gpu::Recording& recording, int repetitions) {
+  std::vector<double> times;
+  for (int i = 0; i < repetitions; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    recording.run(1);
+    times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  return median(times);
+}
+
+void bench_dispatch(bool with_barrier) {
+  auto context = gpu::Context::shared();
+  const uint32_t many = context->caps().is_cpu ? 200 : 2000;
+  gpu::Buffer counters(context, many * 4, gpu::MemoryKind::DeviceLocal, "counters");
+  gpu::fill(counters, 0);
+  gpu::ShaderCompiler compiler;
+  auto spirv = compiler.compile(kTinyShader, {.name = "bench_tiny"});
+  gpu::Pipeline pipeline(context, {.spirv = spirv, .storage_buffers = 1, .push_constant_bytes = 4, .label = "tiny"});
+  gpu::DescriptorSet set(pipeline, {{&counters}});
+
+  auto record = [&](uint32_t dispatches) {
+    auto recording = std::make_unique<gpu::Recording>(context);
+    for (uint32_t slot = 0; slot < dispatches; ++slot) {
+      recording->dispatch(pipeline, set, std::as_bytes(std::span(&slot, 1)), {1, 1, 1}, "tiny");
+      if (with_barrier) recording->barrier();
+    }
+    recording->finish();
+    return recording;
+  };
+  auto one = record(1);
+  auto lots = record(many);
+  one->run(5);
+  lots->run(5);
+  const int repetitions = 30;
+  const double per_dispatch = (replay_us(*lots, repetitions) - replay_us(*one, repetitions)) / (many - 1);
+
+  std::vector<uint32_t> back(many);
+  gpu::download(counters, 0, std::as_writable_bytes(std::span(back)));
+  const uint32_t expected_first = 5 + repetitions + 5 + repetitions;  // slot 0 runs in both recordings
+  const uint32_t expected_rest = 5 + repetitions;
+  bool ok = back[0] == expected_first;
+  for (uint32_t i = 1; i < many; ++i) ok = ok && back[i] == expected_rest;
+  emit(with_barrier ? "dispatch_barrier" : "dispatch", per_dispatch, "us", 0,
+       ok ? "ok (" + std::to_string(many) + " dispatches)" : "FAILED: counters wrong");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::set<std::string> names(argv + 1, argv + argc);
+  if (names.empty()) names = {"copy", "dispatch", "dispatch_barrier"};
+  try {
+    if (names.count("copy")) bench_copy();
+    if (names.count("dispatch")) bench_dispatch(false);
+    if (names.count("dispatch_barrier")) bench_dispatch(true);
+  } catch (const meganeura::Error& e) {
+    std::fprintf(stderr, "bench_gpu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
