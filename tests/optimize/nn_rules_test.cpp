@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "meganeura/optimize.h"
+#include "optimize/equivalence.h"
 
 using meganeura::Graph;
 using meganeura::Op;
@@ -19,9 +20,12 @@ size_t count(const Graph& g, Op op) {
   return n;
 }
 
+// Optimizes and checks on the CPU reference that every output is unchanged.
 OptimizeResult run(Graph& g, std::vector<Tensor> outputs) {
   g.set_outputs(outputs);
-  return meganeura::optimize(g);
+  OptimizeResult r = meganeura::optimize(g);
+  optimize_test::expect_equivalent(g, r.graph);
+  return r;
 }
 
 }  // namespace
