@@ -1,0 +1,56 @@
+// meganeura/autodiff.h — reverse-mode differentiation of a graph.
+//
+//   meganeura::Graph g;
+//   auto x = g.input("x", {8, 4});
+//   auto w = g.parameter("fc.weight", {3, 4}, meganeura::Init::kaiming());
+//   auto frozen = g.parameter("frozen", {3}, meganeura::Init::ones(), /*trainable=*/false);
+//   g.set_outputs({g.mean_all(g.matmul(x, w, false, true) + frozen)});
+//
+//   meganeura::GradientGraph d = meganeura::differentiate(g);
+//   int32_t dw = d.gradients.at("fc.weight");    // node "grad/fc.weight", shape [3, 4]
+//   // d.graph's outputs: the forward outputs (loss first), then one gradient per trainable
+//   // parameter, in parameter creation order (d.parameters lists their names).
+//
+// The loss is the forward graph's first output and must be a float scalar (shape [] or [1]).
+// Gradients flow through every op of the table that has a rule (see gradient_support) and stop at
+// stop_gradient, at integer tensors (ids, labels, offsets) and at ops marked not differentiable
+// (argmax, greater, casts to or from integers, the backward ops of the table...). Fan-out adds the
+// contributions; broadcasting is undone by summing over the broadcast axes. A trainable parameter
+// the loss does not depend on gets a zero gradient and is listed in `unreached`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "meganeura/graph.h"
+
+namespace meganeura {
+
+struct GradientGraph {
+  // The forward nodes (same ids as the input graph) followed by the backward pass.
+  Graph graph;
+  // Trainable float parameters, in creation order; each has a gradient output.
+  std::vector<std::string> parameters;
+  // Parameter name → id (in `graph`) of the node holding its gradient, named gradient_name(name).
+  std::map<std::string, int32_t> gradients;
+  // Trainable parameters the loss does not depend on; their gradient is all zeros.
+  std::vector<std::string> unreached;
+};
+
+// Appends the backward pass of `forward`'s first output (the loss). Throws Error when the graph has
+// no outputs, when the loss is not a float scalar, or when a gradient must flow through an op that
+// has no rule for that operand (the message names the op and suggests stop_gradient).
+GradientGraph differentiate(const Graph& forward);
+
+// "grad/<parameter name>": the name of a parameter's gradient node.
+std::string gradient_name(const std::string& parameter_name);
+
+// How the gradient table treats an op: leaves start or end the backward pass, `rule` ops have an
+// entry, `not_differentiable` ops are marked explicitly (their output carries no gradient).
+// `missing` means the table has no entry yet: a coverage test fails on it.
+enum class GradientSupport { leaf, rule, not_differentiable, missing };
+GradientSupport gradient_support(Op op);
+
+}  // namespace meganeura

@@ -1,0 +1,168 @@
+// differentiate(): the result's structure (names, outputs, unreached parameters), stop_gradient,
+// integer operands, errors, and the gradient table's coverage of the op table.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "grad_check.h"
+
+namespace meganeura::testing {
+namespace {
+
+TEST(GradCoverage, EveryOpHasAGradientRuleOrIsMarked) {
+  for (Op op : all_ops()) {
+    const GradientSupport support = gradient_support(op);
+    EXPECT_NE(support, GradientSupport::missing)
+        << "op " << op_name(op) << " has neither a gradient rule nor a not-differentiable marker";
+    if (op_category(op) == OpCategory::leaf) {
+      EXPECT_EQ(support, GradientSupport::leaf) << op_name(op);
+    }
+  }
+  EXPECT_EQ(gradient_support(Op::argmax), GradientSupport::not_differentiable);
+  EXPECT_EQ(gradient_support(Op::greater), GradientSupport::not_differentiable);
+  EXPECT_EQ(gradient_support(Op::stop_gradient), GradientSupport::not_differentiable);
+}
+
+TEST(DifferentiateGrad, NamesOutputsAndOrder) {
+  Graph g;
+  Tensor x = g.input("x", {4, 3});
+  Tensor w = g.parameter("fc.weight", {2, 3}, Init::normal(0, 1));
+  Tensor b = g.parameter("fc.bias", {2}, Init::normal(0, 1));
+  Tensor frozen = g.parameter("frozen", {2}, Init::ones(), /*trainable=*/false);
+  Tensor logits = g.matmul(x, w, false, true) + b * frozen;
+  g.set_outputs({g.mean_all(logits * logits), logits});
+
+  const GradientGraph d = differentiate(g);
+  EXPECT_EQ(d.parameters, (std::vector<std::string>{"fc.weight", "fc.bias"}));
+  EXPECT_TRUE(d.unreached.empty());
+  const auto& outputs = d.graph.outputs();
+  ASSERT_EQ(outputs.size(), 4u);
+  EXPECT_EQ(outputs[0], g.outputs()[0]);
+  EXPECT_EQ(outputs[1], logits.id);
+  EXPECT_EQ(outputs[2], d.gradients.at("fc.weight"));
+  EXPECT_EQ(outputs[3], d.gradients.at("fc.bias"));
+  EXPECT_EQ(d.graph.find("grad/fc.weight"), d.gradients.at("fc.weight"));
+  EXPECT_EQ(d.graph.node(d.gradients.at("fc.weight")).shape, (Shape{2, 3}));
+  EXPECT_EQ(d.graph.node(d.gradients.at("fc.bias")).shape, (Shape{2}));
+  EXPECT_FALSE(d.gradients.count("frozen"));
+  // The forward nodes keep their ids.
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_EQ(d.graph.nodes()[i].op, g.nodes()[i].op);
+}
+
+TEST(DifferentiateGrad, LinearRegressionMatchesClosedForm) {
+  // loss = mean((x·wᵀ − y)²): d/dw = 2/(N·O)·(x·wᵀ − y)ᵀ·x.
+  GradCheck c;
+  Tensor x = c.data("x", {5, 3});
+  Tensor y = c.data("y", {5, 2});
+  Tensor w = c.leaf("w", {2, 3});
+  c.g.set_outputs({c.g.mse_loss(c.g.matmul(x, w, false, true), y)});
+  const GradientGraph d = differentiate(c.g);
+  const auto values = reference::run(d.graph, c.feeds);
+  const auto& grad = values[static_cast<size_t>(d.gradients.at("w"))];
+  const auto& xv = c.feeds["x"];
+  const auto& yv = c.feeds["y"];
+  const auto& wv = c.feeds["w"];
+  std::vector<double> expected(6, 0.0);
+  for (int n = 0; n < 5; ++n)
+    for (int o = 0; o < 2; ++o) {
+      double pred = 0;
+      for (int i = 0; i < 3; ++i) pred += xv[n * 3 + i] * wv[o * 3 + i];
+      for (int i = 0; i < 3; ++i) expected[o * 3 + i] += 2.0 / 10.0 * (pred - yv[n * 2 + o]) * xv[n * 3 + i];
+    }
+  EXPECT_LE(relative_error(grad, expected), 1e-12);
+}
+
+TEST(DifferentiateGrad, UnreachedParameterGetsZeroGradient) {
+  GradCheck c;
+  Tensor used = c.leaf("used", {3});
+  Tensor unused = c.leaf("unused", {2, 2});
+  Tensor blocked = c.leaf("blocked", {3});
+  c.g.set_outputs({c.g.sum_all(c.g.exp(used) + c.g.stop_gradient(blocked)), c.g.sum_all(unused)});
+  const GradientGraph d = differentiate(c.g);
+  EXPECT_EQ(d.unreached, (std::vector<std::string>{"unused", "blocked"}));
+  const auto values = reference::run(d.graph, c.feeds);
+  EXPECT_EQ(values[static_cast<size_t>(d.gradients.at("unused"))], std::vector<double>(4, 0.0));
+  EXPECT_EQ(values[static_cast<size_t>(d.gradients.at("blocked"))], std::vector<double>(3, 0.0));
+  const auto& used_grad = values[static_cast<size_t>(d.gradients.at("used"))];
+  for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(used_grad[i], std::exp(c.feeds["used"][i]));
+}
+
+TEST(DifferentiateGrad, StopGradientBlocksOnePathOnly) {
+  // loss = Σ x·sg(x): the gradient is sg(x) = x, not 2x.
+  GradCheck c;
+  Tensor x = c.leaf("x", {4});
+  c.g.set_outputs({c.g.sum_all(x * c.g.stop_gradient(x))});
+  const GradientGraph d = differentiate(c.g);
+  const auto values = reference::run(d.graph, c.feeds);
+  const auto& grad = values[static_cast<size_t>(d.gradients.at("x"))];
+  for (size_t i = 0; i < 4; ++i) EXPECT_DOUBLE_EQ(grad[i], c.feeds["x"][i]);
+}
+
+TEST(DifferentiateGrad, IntegerPathsCarryNoGradient) {
+  // argmax and a cast to i32 feed an embedding; only the table receives a gradient.
+  GradCheck c;
+  Tensor scores = c.leaf("scores", {3, 4});
+  Tensor table = c.leaf("table", {4, 2});
+  Tensor ids = c.g.argmax(scores, 1);
+  Tensor rounded = c.g.cast(c.g.abs(scores) * 3.0, DType::i32);
+  Tensor rows = c.g.embedding(table, ids) + c.g.sum(c.g.cast(rounded, DType::f32), 1, true);
+  c.g.set_outputs({c.g.sum_all(rows * rows)});
+  const GradientGraph d = differentiate(c.g);
+  EXPECT_EQ(d.unreached, (std::vector<std::string>{"scores"}));
+  const auto values = reference::run(d.graph, c.feeds);
+  const auto& grad = values[static_cast<size_t>(d.gradients.at("table"))];
+  double norm = 0;
+  for (double v : grad) norm += v * v;
+  EXPECT_GT(norm, 0.0);
+}
+
+TEST(DifferentiateGrad, SharedUpstreamGivesEachParameterItsOwnNode) {
+  GradCheck c;
+  Tensor a = c.leaf("a", {3});
+  Tensor b = c.leaf("b", {3});
+  c.g.set_outputs({c.g.sum_all(a + b)});
+  const GradientGraph d = differentiate(c.g);
+  EXPECT_NE(d.gradients.at("a"), d.gradients.at("b"));
+  const auto values = reference::run(d.graph, c.feeds);
+  EXPECT_EQ(values[static_cast<size_t>(d.gradients.at("a"))], std::vector<double>(3, 1.0));
+  EXPECT_EQ(values[static_cast<size_t>(d.gradients.at("b"))], std::vector<double>(3, 1.0));
+}
+
+TEST(DifferentiateGrad, LossMayBeTheParameterItself) {
+  Graph g;
+  Tensor p = g.parameter("p", {1}, Init::ones());
+  g.set_outputs({p});
+  const GradientGraph d = differentiate(g);
+  const auto values = reference::run(d.graph, {});
+  EXPECT_EQ(values[static_cast<size_t>(d.gradients.at("p"))], std::vector<double>{1.0});
+}
+
+TEST(DifferentiateGrad, ErrorsNameTheProblem) {
+  Graph no_outputs;
+  no_outputs.parameter("p", {2});
+  EXPECT_THROW(differentiate(no_outputs), Error);
+
+  Graph not_scalar;
+  not_scalar.set_outputs({not_scalar.parameter("p", {2})});
+  try {
+    differentiate(not_scalar);
+    ADD_FAILURE() << "a non-scalar loss was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("float scalar"), std::string::npos) << e.what();
+  }
+
+  Graph learned_mask;
+  Tensor q = learned_mask.input("q", {1, 1, 2, 4});
+  Tensor mask = learned_mask.parameter("mask", {2, 2}, Init::normal(0, 1));
+  learned_mask.set_outputs({learned_mask.sum_all(learned_mask.attention(q, q, q, {}, mask))});
+  try {
+    differentiate(learned_mask);
+    ADD_FAILURE() << "a gradient into the attention mask was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stop_gradient"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace meganeura::testing
