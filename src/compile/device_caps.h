@@ -38,7 +38,7 @@ struct MemoryHeap {
 };
 
 struct DeviceCaps {
-  std::string device_name;
+  std::string device_name = {};
   uint32_t vendor_id = 0;  // PCI vendor: 0x10DE NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x10005 Mesa (CPU)
   bool is_discrete = false;
   bool is_cpu = false;  // lavapipe/SwiftShader: correctness only, slow
@@ -69,9 +69,9 @@ struct DeviceCaps {
   double timestamp_period_ns = 1.0;       // nanoseconds per timestamp tick
 
   bool supports_cooperative_matrix = false;  // VK_NV_cooperative_matrix, enabled on the device
-  std::vector<CooperativeMatrixShape> cooperative_matrix_shapes;
+  std::vector<CooperativeMatrixShape> cooperative_matrix_shapes = {};
 
-  std::vector<MemoryHeap> memory_heaps;
+  std::vector<MemoryHeap> memory_heaps = {};
 
   // Bytes of the largest device-local heap (0 when none is reported).
   uint64_t largest_device_local_heap() const {

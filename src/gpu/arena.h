@@ -52,7 +52,7 @@ class Arena {
   uint64_t block_bytes_;
   uint64_t block_limit_;
   uint64_t min_alignment_;
-  std::vector<Block> blocks_;
+  std::vector<Block> blocks_ = {};
 };
 
 }  // namespace meganeura::gpu

@@ -111,7 +111,8 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
     check(allocated, "vkAllocateMemory");
   }
   VkResult bound = vkBindBufferMemory(device, out.buffer, out.memory, 0);
-  if (bound == VK_SUCCESS && (memory_properties.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+  const bool may_map = kind == MemoryKind::HostVisible || map_device_local_memory;
+  if (bound == VK_SUCCESS && may_map && (memory_properties.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
       (memory_properties.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT)) {
     bound = vkMapMemory(device, out.memory, 0, VK_WHOLE_SIZE, 0, &out.mapped);
   }

@@ -55,7 +55,7 @@ class Buffer {
   std::unique_ptr<NativeBuffer> native_;
   uint64_t size_ = 0;
   MemoryKind kind_ = MemoryKind::DeviceLocal;
-  std::string label_;
+  std::string label_ = {};
   std::byte* mapped_ = nullptr;
 };
 

@@ -339,6 +339,7 @@ NativeBuffer& NativeContext::staging_buffer(uint64_t size) {
 Context::Context(const ContextOptions& options) : native_(std::make_unique<NativeContext>()) {
   NativeContext& n = *native_;
   n.validation = options.validation.value_or(validation_requested());
+  n.map_device_local_memory = options.map_device_local_memory;
   Instance instance = create_instance(n.validation);
   n.instance = instance.handle;
   n.messenger = instance.messenger;

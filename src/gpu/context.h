@@ -26,24 +26,28 @@ namespace meganeura::gpu {
 // One physical device as the driver reports it (for listings and `meganeura info`).
 struct DeviceSummary {
   uint32_t index = 0;         // position in the driver's enumeration (what MEGANEURA_DEVICE takes)
-  std::string name;
-  std::string type;           // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
+  std::string name = {};
+  std::string type = {};           // "discrete GPU", "integrated GPU", "virtual GPU", "CPU", "other"
   uint32_t vendor_id = 0;
   uint32_t device_id = 0;
-  std::string api_version;    // "1.3.230"
-  std::string driver_name;    // "NVIDIA", "llvmpipe" (empty before Vulkan 1.2)
-  std::string driver_info;    // "580.95.05", "Mesa 22.3.6 (LLVM 15.0.6)"
-  std::string driver_version; // decoded per vendor convention
-  std::string uuid;           // 32 hex digits of the device UUID
+  std::string api_version = {};    // "1.3.230"
+  std::string driver_name = {};    // "NVIDIA", "llvmpipe" (empty before Vulkan 1.2)
+  std::string driver_info = {};    // "580.95.05", "Mesa 22.3.6 (LLVM 15.0.6)"
+  std::string driver_version = {}; // decoded per vendor convention
+  std::string uuid = {};           // 32 hex digits of the device UUID
 };
 
 struct ContextOptions {
   // Index or case-insensitive name substring; unset → MEGANEURA_DEVICE, then automatic choice.
-  std::optional<std::string> device;
+  std::optional<std::string> device = {};
   // Unset → validation_requested() (MEGANEURA_VALIDATION=1).
-  std::optional<bool> validation;
+  std::optional<bool> validation = {};
   // Load and save a VkPipelineCache per device UUID in the cache folder (cache_directory()).
   bool persistent_pipeline_cache = true;
+  // Map device-local memory when the host can see it (lavapipe, resizable BAR), so uploads are a
+  // memcpy. false always goes through staging, as on a discrete GPU without such memory; tests use
+  // it to exercise that path on lavapipe.
+  bool map_device_local_memory = true;
 };
 
 struct NativeContext;  // Vulkan handles; see gpu/native.h

@@ -60,6 +60,7 @@ struct NativeContext {
   std::vector<std::string> device_extensions;
   std::string instance_version;
   bool validation = false;
+  bool map_device_local_memory = true;
 
   // Queue submission and the one-shot transfer objects are used under this lock.
   std::mutex queue_mutex;

@@ -27,13 +27,12 @@ struct SpecializationConstant {
 };
 
 struct PipelineDesc {
-  std::span<const uint32_t> spirv;
+  std::span<const uint32_t> spirv = {};
   uint32_t storage_buffers = 0;
   uint32_t push_constant_bytes = 0;  // multiple of 4, at most caps().max_push_constant_bytes
-  std::vector<SpecializationConstant> specialization;
+  std::vector<SpecializationConstant> specialization = {};
   // Ask for this subgroup size (0: the driver's choice). Needs subgroup size control and a size in
-  // [min_subgroup_size, max_subgroup_size]; a workgroup whose x size is a multiple of it also gets
-  // full subgroups.
+  // [min_subgroup_size, max_subgroup_size].
   uint32_t required_subgroup_size = 0;
   std::string entry_point = "main";
   std::string label = "pipeline";
@@ -61,7 +60,7 @@ class Pipeline {
   std::unique_ptr<NativePipeline> native_;
   uint32_t storage_buffers_ = 0;
   uint32_t push_constant_bytes_ = 0;
-  std::string label_;
+  std::string label_ = {};
 };
 
 // The buffers of one dispatch, one range per binding, written once at construction. Keep the

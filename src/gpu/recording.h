@@ -74,7 +74,7 @@ class Recording {
   std::shared_ptr<Context> context_;
   std::unique_ptr<NativeRecording> native_;
   RecordingOptions options_;
-  std::vector<std::string> labels_;
+  std::vector<std::string> labels_ = {};
   size_t barriers_ = 0;
   bool finished_ = false;
   bool pending_ = false;

@@ -117,7 +117,9 @@ std::string ShaderCompiler::compiler_version() {
 std::string ShaderCompiler::cache_key(std::string_view glsl, const ShaderOptions& options) const {
   Sha256 hash;
   // Length-prefixed fields, so that no two different inputs concatenate to the same text.
-  for (const std::string_view part : {std::string_view(compiler_version()), std::string_view(options_text(options)),
+  const std::string version = compiler_version();
+  const std::string settings = options_text(options);
+  for (const std::string_view part : {std::string_view(version), std::string_view(settings),
                                       std::string_view(options.entry_point), glsl}) {
     hash.update(std::to_string(part.size()) + ":");
     hash.update(part);

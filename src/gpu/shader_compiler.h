@@ -24,7 +24,7 @@ namespace meganeura::gpu {
 
 struct ShaderOptions {
   std::string name = "shader";  // shown in error messages
-  std::vector<std::pair<std::string, std::string>> defines;  // #define NAME VALUE before the source
+  std::vector<std::pair<std::string, std::string>> defines = {};  // #define NAME VALUE before the source
   bool optimize = true;            // shaderc's performance optimization passes
   uint32_t vulkan_minor = 2;       // target environment Vulkan 1.<minor> (SPIR-V 1.5 for 1.2)
   bool debug_info = false;
