@@ -141,8 +141,16 @@ IdxArray read_idx(const std::filesystem::path& path) {
     array.dims.push_back(static_cast<int64_t>(dim));
   }
 
-  array.bytes.resize(bytes);
-  const size_t got = reader.read(array.bytes.data(), array.bytes.size());
+  // Grown as data arrives, so a corrupt header that claims terabytes fails as truncated instead of
+  // allocating what it claims.
+  size_t got = 0;
+  while (got < bytes) {
+    const size_t chunk = std::min<size_t>(bytes - got, std::max<size_t>(got, size_t{1} << 20));
+    array.bytes.resize(got + chunk);
+    const size_t arrived = reader.read(array.bytes.data() + got, chunk);
+    got += arrived;
+    if (arrived < chunk) break;
+  }
   if (got != bytes) {
     reader.fail("truncated: the header " + format_shape(array.dims) + " promises " + std::to_string(bytes) +
                 " bytes of data, the file holds " + std::to_string(got) + "; the file is incomplete, download it again");
