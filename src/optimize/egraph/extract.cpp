@@ -11,35 +11,89 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Tree-cost fixed point; children in `paid` count as free once their own cost is known.
-std::vector<int32_t> tree_choice(const EGraph& g, const std::vector<ClassId>& ids,
-                                 const std::vector<std::vector<double>>& node_costs,
-                                 const std::vector<uint8_t>& paid) {
+// Classes in an order where each has at least one node whose children all come earlier (a node
+// becomes ready once its children are placed). Choosing only such nodes can never form a cycle.
+struct Order {
+  std::vector<ClassId> classes;       // placement order
+  std::vector<uint32_t> position;     // per class id
+  std::vector<uint32_t> users;        // distinct parent classes per class id
+};
+
+Order placement_order(const EGraph& g, const std::vector<ClassId>& ids) {
+  constexpr uint32_t kUnplaced = ~0u;
+  Order order;
+  order.position.assign(g.id_bound(), kUnplaced);
+  order.users.assign(g.id_bound(), 0);
+  // Reverse index: for each class, the (class, node) pairs that read it, once per node.
+  std::vector<uint32_t> node_base(g.id_bound(), 0);
+  uint32_t total = 0;
+  for (ClassId id : ids) {
+    node_base[id] = total;
+    total += uint32_t(g.eclass(id).nodes.size());
+  }
+  std::vector<uint32_t> pending(total, 0);
+  std::vector<std::vector<std::pair<ClassId, uint32_t>>> readers(g.id_bound());
+  std::vector<ClassId> distinct;
+  std::vector<ClassId> queue;
+  for (ClassId id : ids) {
+    const auto& nodes = g.eclass(id).nodes;
+    for (uint32_t k = 0; k < nodes.size(); ++k) {
+      distinct.clear();
+      for (ClassId c : nodes[k].children) distinct.push_back(g.find(c));
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      pending[node_base[id] + k] = uint32_t(distinct.size());
+      for (ClassId c : distinct) readers[c].push_back({id, k});
+      if (distinct.empty() && order.position[id] == kUnplaced) {
+        order.position[id] = uint32_t(order.classes.size());
+        order.classes.push_back(id);
+      }
+    }
+  }
+  for (ClassId id : ids) {
+    distinct.clear();
+    for (auto [reader, k] : readers[id]) distinct.push_back(reader);
+    std::sort(distinct.begin(), distinct.end());
+    order.users[id] = uint32_t(std::unique(distinct.begin(), distinct.end()) - distinct.begin());
+  }
+  for (size_t next = 0; next < order.classes.size(); ++next) {
+    for (auto [reader, k] : readers[order.classes[next]]) {
+      if (--pending[node_base[reader] + k] == 0 && order.position[reader] == kUnplaced) {
+        order.position[reader] = uint32_t(order.classes.size());
+        order.classes.push_back(reader);
+      }
+    }
+  }
+  return order;
+}
+
+// One pass in placement order. A class's cost is its best eligible node's cost plus each distinct
+// child's cost shared among that child's users (so a residual stream, read by every layer, is not
+// counted once per path, which would grow exponentially). Children in `paid` are free.
+std::vector<int32_t> amortized_choice(const EGraph& g, const Order& order,
+                                      const std::vector<std::vector<double>>& node_costs,
+                                      const std::vector<uint8_t>& paid) {
   std::vector<double> best(g.id_bound(), kInf);
   std::vector<int32_t> choice(g.id_bound(), -1);
   std::vector<ClassId> distinct;
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (ClassId id : ids) {
-      const auto& nodes = g.eclass(id).nodes;
-      for (size_t k = 0; k < nodes.size(); ++k) {
-        distinct.assign(nodes[k].children.begin(), nodes[k].children.end());
-        std::sort(distinct.begin(), distinct.end());
-        distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-        double c = node_costs[id][k];
-        for (ClassId child : distinct) {
-          double cc = best[child];
-          if (cc == kInf) {
-            c = kInf;
-            break;
-          }
-          if (!paid[child]) c += cc;
+  for (ClassId id : order.classes) {
+    const auto& nodes = g.eclass(id).nodes;
+    for (size_t k = 0; k < nodes.size(); ++k) {
+      distinct.clear();
+      for (ClassId c : nodes[k].children) distinct.push_back(g.find(c));
+      std::sort(distinct.begin(), distinct.end());
+      distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+      double c = node_costs[id][k];
+      for (ClassId child : distinct) {
+        if (order.position[child] >= order.position[id]) {
+          c = kInf;  // not eligible: could close a cycle
+          break;
         }
-        if (c < best[id]) {
-          best[id] = c;
-          choice[id] = int32_t(k);
-          changed = true;
-        }
+        if (!paid[child]) c += best[child] / std::max<uint32_t>(order.users[child], 1);
+      }
+      if (c < best[id]) {
+        best[id] = c;
+        choice[id] = int32_t(k);
       }
     }
   }
@@ -94,9 +148,10 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
       node_costs[id].push_back(std::max(cost.node_cost(g, id, n), 1e-9));
     }
   }
+  const Order order = placement_order(g, ids);
   std::vector<uint8_t> paid(g.id_bound(), 0);
   Extraction best;
-  best.choice = tree_choice(g, ids, node_costs, paid);
+  best.choice = amortized_choice(g, order, node_costs, paid);
   std::vector<uint32_t> users;
   best.dag_cost = dag_cost(g, best.choice, node_costs, roots, &users);
   if (best.dag_cost == kInf) {
@@ -112,7 +167,7 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
       paid[id] = shared;
     }
     if (!any) break;
-    std::vector<int32_t> choice = tree_choice(g, ids, node_costs, paid);
+    std::vector<int32_t> choice = amortized_choice(g, order, node_costs, paid);
     std::vector<uint32_t> candidate_users;
     double c = dag_cost(g, choice, node_costs, roots, &candidate_users);
     if (!(c < best.dag_cost)) break;

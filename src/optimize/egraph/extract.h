@@ -6,9 +6,12 @@
 //   egraph::Extraction best = egraph::extract(g, Size{}, roots);
 //   egraph::Term term = egraph::build_term(g, best, roots);  // nodes in dependency order
 //
-// The search is a bottom-up fixed point on tree cost (a node's cost plus its distinct children's),
-// refined DAG-aware: a class the chosen expression already computes is free for other users to share,
-// and each candidate is scored by its true DAG cost (every chosen class counted once).
+// Classes are visited once, children first, in an order that makes every choice acyclic. A node's
+// cost is its own plus each child's cost shared among that child's users, so shared
+// subexpressions are not counted once per path (plain tree cost grows exponentially along a
+// residual stream). Then a DAG-aware refinement: what the chosen expression already computes is
+// free for other users to share, and each refined choice is kept only if its true DAG cost (every
+// chosen class counted once) drops.
 #pragma once
 
 #include <span>
