@@ -1,0 +1,16 @@
+// The archetype generators behind codegen::generate (one file each).
+#pragma once
+
+#include <string>
+
+#include "compile/device_caps.h"
+#include "compile/plan.h"
+
+namespace meganeura::codegen {
+
+std::string generate_pointwise(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_gather(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel);
+
+}  // namespace meganeura::codegen

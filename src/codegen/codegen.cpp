@@ -1,0 +1,55 @@
+#include "codegen/codegen.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "codegen/archetypes.h"
+#include "codegen/expression.h"
+#include "codegen/glsl.h"
+#include "meganeura/error.h"
+
+namespace meganeura::codegen {
+
+std::string generate(const Graph& graph, const compile::Kernel& kernel, const compile::DeviceCaps&) {
+  // Device caps reach the shader through the kernel's workgroup and tile sizes, chosen by compile.
+  switch (kernel.archetype) {
+    case compile::Archetype::pointwise: return generate_pointwise(graph, kernel);
+    case compile::Archetype::gather: return generate_gather(graph, kernel);
+    case compile::Archetype::reduction: return generate_reduction(graph, kernel);
+    case compile::Archetype::matmul: return generate_matmul(graph, kernel);
+  }
+  throw Error("codegen: unknown archetype");
+}
+
+std::string generate_pointwise(const Graph& graph, const compile::Kernel& kernel) {
+  const Node& root = graph.node(kernel.root);
+  ExpressionWriter writer(graph, kernel);
+  std::ostringstream out;
+  out << shader_header(graph, kernel) << math_helpers()
+      << writer.function("value", kernel.root, root.shape) << "\n"
+      << "void main() {\n"
+      << "  uint i = " << linear_invocation_index() << ";\n"
+      << "  if (i >= " << uint_literal(num_elements(root.shape)) << ") return;\n"
+      << "  result.data[i] = " << element_type(root.dtype) << "(value(i));\n"
+      << "}\n";
+  return out.str();
+}
+
+std::string dump_shader(const std::string& source, const std::string& label) {
+  const char* folder = std::getenv("MEGANEURA_DUMP_SHADERS");
+  if (folder == nullptr || *folder == '\0') return {};
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  std::ostringstream name;
+  name << std::hex << std::hash<std::string>{}(source) << ".comp";
+  const std::filesystem::path path = std::filesystem::path(folder) / name.str();
+  std::ofstream file(path);
+  if (!file) throw Error("MEGANEURA_DUMP_SHADERS: cannot write " + path.string() + "; check the folder is writable");
+  file << "// " << label << "\n" << source;
+  return path.string();
+}
+
+}  // namespace meganeura::codegen

@@ -1,0 +1,109 @@
+// Gather/scatter kernels: one invocation per output element computes where its value comes from.
+#include <algorithm>
+#include <sstream>
+
+#include "codegen/archetypes.h"
+#include "codegen/glsl.h"
+#include "meganeura/error.h"
+
+namespace meganeura::codegen {
+
+namespace {
+
+std::string coordinate(const std::string& index, const Shape& shape, size_t d) {
+  const auto strides = strides_of(shape);
+  std::string c = "(" + index + " / " + uint_literal(strides[d]) + ")";
+  if (d > 0) c = "(" + c + " % " + uint_literal(shape[d]) + ")";
+  return c;
+}
+
+}  // namespace
+
+std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
+  const Node& node = graph.node(kernel.root);
+  const Shape& out_shape = node.shape;
+  const std::string out_type = element_type(node.dtype);
+  std::ostringstream body;
+  auto input_shape = [&](size_t k) -> const Shape& { return graph.node(node.inputs[k]).shape; };
+  switch (node.op) {
+    case Op::permute: {
+      const Shape& in = input_shape(0);
+      const auto in_strides = strides_of(in);
+      std::string source;
+      for (size_t d = 0; d < out_shape.size(); ++d) {
+        const int64_t axis = node.attrs.ints[d];
+        if (in[axis] == 1) continue;
+        source += (source.empty() ? "" : " + ") + coordinate("i", out_shape, d) + " * " + uint_literal(in_strides[axis]);
+      }
+      body << "  result.data[i] = in0.data[" << (source.empty() ? "0u" : source) << "];\n";
+      break;
+    }
+    case Op::broadcast_to:
+      body << "  result.data[i] = in0.data[" << broadcast_index("i", out_shape, input_shape(0)) << "];\n";
+      break;
+    case Op::slice: {
+      const Shape& in = input_shape(0);
+      const auto in_strides = strides_of(in);
+      std::string source;
+      for (size_t d = 0; d < out_shape.size(); ++d) {
+        std::string c = coordinate("i", out_shape, d);
+        if (static_cast<int64_t>(d) == node.attrs.axis) c = "(" + c + " + " + uint_literal(node.attrs.ints[0]) + ")";
+        source += (source.empty() ? "" : " + ") + c + " * " + uint_literal(in_strides[d]);
+      }
+      body << "  result.data[i] = in0.data[" << (source.empty() ? "0u" : source) << "];\n";
+      break;
+    }
+    case Op::concat: {
+      // outer × (sum of part widths) × inner; a part is picked by the coordinate along the axis.
+      const size_t axis = static_cast<size_t>(node.attrs.axis);
+      int64_t inner = 1;
+      for (size_t d = axis + 1; d < out_shape.size(); ++d) inner *= out_shape[d];
+      body << "  uint inner = i % " << uint_literal(inner) << ";\n"
+           << "  uint along = (i / " << uint_literal(inner) << ") % " << uint_literal(out_shape[axis]) << ";\n"
+           << "  uint outer = i / " << uint_literal(inner * out_shape[axis]) << ";\n";
+      int64_t begin = 0;
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        const int64_t width = input_shape(k)[axis];
+        const size_t slot = static_cast<size_t>(
+            std::find(kernel.inputs.begin(), kernel.inputs.end(), node.inputs[k]) - kernel.inputs.begin());
+        body << "  " << (k > 0 ? "else " : "") << "if (along < " << uint_literal(begin + width) << ") result.data[i] = in"
+             << slot << ".data[(outer * " << uint_literal(width) << " + along - " << uint_literal(begin) << ") * "
+             << uint_literal(inner) << " + inner];\n";
+        begin += width;
+      }
+      break;
+    }
+    case Op::embedding: {
+      const int64_t rows = input_shape(0)[0], width = input_shape(0)[1];
+      body << "  int id = in1.data[i / " << uint_literal(width) << "];\n"
+           << "  // An id outside the table reads as zeros rather than out of bounds.\n"
+           << "  result.data[i] = (id >= 0 && id < " << rows << ") ? in0.data[uint(id) * " << uint_literal(width)
+           << " + i % " << uint_literal(width) << "] : " << out_type << "(0);\n";
+      break;
+    }
+    case Op::scatter_add_rows: {
+      // Each output element sums the source rows whose id selects it: deterministic, no atomics.
+      const int64_t width = out_shape.back();
+      const int64_t count = num_elements(input_shape(1));
+      body << "  uint row = i / " << uint_literal(width) << ";\n"
+           << "  uint column = i % " << uint_literal(width) << ";\n"
+           << "  float total = 0.0;\n"
+           << "  for (uint j = 0u; j < " << uint_literal(count) << "; ++j) {\n"
+           << "    if (in1.data[j] == int(row)) total += float(in0.data[j * " << uint_literal(width) << " + column]);\n"
+           << "  }\n"
+           << "  result.data[i] = " << out_type << "(total);\n";
+      break;
+    }
+    default:
+      throw Error(std::string("codegen: op '") + op_name(node.op) + "' is not a gather/scatter op");
+  }
+  // Single-input movement ops bind their input as in0 (the kernel has no other inputs).
+  std::ostringstream out;
+  out << shader_header(graph, kernel) << "void main() {\n"
+      << "  uint i = " << linear_invocation_index() << ";\n"
+      << "  if (i >= " << uint_literal(num_elements(out_shape)) << ") return;\n"
+      << body.str() << "}\n";
+  return out.str();
+}
+
+}  // namespace meganeura::codegen

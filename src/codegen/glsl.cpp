@@ -1,0 +1,101 @@
+#include "codegen/glsl.h"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "meganeura/error.h"
+
+namespace meganeura::codegen {
+
+std::string float_literal(double value) {
+  if (std::isnan(value)) return "uintBitsToFloat(0x7fc00000u)";
+  if (std::isinf(value)) return value > 0 ? "uintBitsToFloat(0x7f800000u)" : "uintBitsToFloat(0xff800000u)";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(static_cast<float>(value)));
+  std::string text = buffer;
+  if (text.find_first_of(".eE") == std::string::npos) text += ".0";
+  return text;
+}
+
+std::string uint_literal(uint64_t value) { return std::to_string(value) + "u"; }
+
+std::vector<int64_t> strides_of(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) strides[d] = strides[d + 1] * shape[d + 1];
+  return strides;
+}
+
+std::string broadcast_index(const std::string& index, const Shape& to, const Shape& from) {
+  if (num_elements(from) == 1) return "0u";
+  if (to == from) return index;
+  const size_t offset = to.size() - from.size();
+  const auto to_strides = strides_of(to);
+  const auto from_strides = strides_of(from);
+  std::string sum;
+  for (size_t d = 0; d < from.size(); ++d) {
+    if (from[d] == 1) continue;
+    std::string coord = "(" + index + " / " + uint_literal(to_strides[d + offset]) + ")";
+    if (d + offset > 0) coord = "(" + coord + " % " + uint_literal(to[d + offset]) + ")";
+    if (from_strides[d] != 1) coord += " * " + uint_literal(from_strides[d]);
+    sum += (sum.empty() ? "" : " + ") + coord;
+  }
+  return "(" + sum + ")";
+}
+
+const char* element_type(DType dtype) { return dtype == DType::i32 ? "int" : "float"; }
+
+std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
+  std::ostringstream out;
+  out << "#version 450\n"
+      << "layout(local_size_x = " << kernel.local_size[0] << ", local_size_y = " << kernel.local_size[1]
+      << ", local_size_z = " << kernel.local_size[2] << ") in;\n\n";
+  for (size_t i = 0; i < kernel.inputs.size(); ++i) {
+    out << "layout(std430, set = 0, binding = " << i << ") readonly buffer Input" << i << " { "
+        << element_type(graph.node(kernel.inputs[i]).dtype) << " data[]; } in" << i << ";\n";
+  }
+  out << "layout(std430, set = 0, binding = " << kernel.inputs.size() << ") writeonly buffer Result { "
+      << element_type(graph.node(kernel.root).dtype) << " data[]; } result;\n\n";
+  return out.str();
+}
+
+const char* math_helpers() {
+  return R"(// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26).
+float erf_approx(float x) {
+  float t = 1.0 / (1.0 + 0.3275911 * abs(x));
+  float y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+  return x < 0.0 ? -y : y;
+}
+// tanh that never overflows for large arguments.
+float stable_tanh(float x) {
+  float e = exp(-2.0 * abs(x));
+  float t = (1.0 - e) / (1.0 + e);
+  return x < 0.0 ? -t : t;
+}
+float stable_sigmoid(float x) {
+  if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+  float e = exp(x);
+  return e / (1.0 + e);
+}
+uint mix32(uint x) {
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+  return x;
+}
+float round_to_f16(float x) { return unpackHalf2x16(packHalf2x16(vec2(x, 0.0))).x; }
+float round_to_bf16(float x) {
+  uint u = floatBitsToUint(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return uintBitsToFloat(u);
+}
+
+)";
+}
+
+const char* linear_workgroup_index() { return "(gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x)"; }
+
+const char* linear_invocation_index() {
+  return "(gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x)";
+}
+
+}  // namespace meganeura::codegen

@@ -1,0 +1,41 @@
+// Small GLSL writing helpers shared by the archetype generators.
+//
+//   std::string lit = codegen::float_literal(0.5);               // "0.5"
+//   std::string idx = codegen::broadcast_index("i", {4, 3}, {3});  // "(i % 3u)"
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compile/device_caps.h"
+#include "compile/plan.h"
+#include "meganeura/graph.h"
+
+namespace meganeura::codegen {
+
+std::string float_literal(double value);
+std::string uint_literal(uint64_t value);
+
+// Flat index into `from` (a tensor broadcast to the shape `to`, NumPy rules) of the flat index
+// `index` into `to`.
+std::string broadcast_index(const std::string& index, const Shape& to, const Shape& from);
+
+// Row-major strides of a shape.
+std::vector<int64_t> strides_of(const Shape& shape);
+
+// "#version 450", the workgroup size and the storage-buffer declarations: binding i is `in<i>`
+// (element type from the input's dtype), the last is `result`.
+std::string shader_header(const Graph& graph, const compile::Kernel& kernel);
+
+// The GLSL element type of a tensor ("float" or "int").
+const char* element_type(DType dtype);
+
+// Common math helpers (erf, stable tanh, dropout hash) used by pointwise expressions.
+const char* math_helpers();
+
+// The flat workgroup index over a dispatch spread across x and y.
+const char* linear_workgroup_index();
+const char* linear_invocation_index();
+
+}  // namespace meganeura::codegen

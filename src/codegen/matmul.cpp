@@ -1,0 +1,103 @@
+// Tiled matmul: a workgroup of SIDE×SIDE invocations computes a (SIDE·REG)² tile of the output, each
+// invocation REG×REG outputs spaced SIDE apart; K advances in slices of TK through shared memory.
+// Batched over the leading dims (broadcast), transposes folded into the loads, and a pointwise
+// epilogue (bias, activation, residual) applied to each output before it is stored.
+#include <algorithm>
+#include <sstream>
+
+#include "codegen/archetypes.h"
+#include "codegen/expression.h"
+#include "codegen/glsl.h"
+#include "meganeura/error.h"
+
+namespace meganeura::codegen {
+
+std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
+  const Node& mm = graph.node(kernel.anchor);
+  const Node& a = graph.node(mm.inputs[0]);
+  const Node& b = graph.node(mm.inputs[1]);
+  if (a.shape.size() < 2 || b.shape.size() < 2) {
+    throw Error(std::string("codegen: ") + op_name(mm.op) + " needs operands of rank 2 or more, got " +
+                format_shape(a.shape) + " and " + format_shape(b.shape));
+  }
+  const bool ta = mm.attrs.transpose_a, tb = mm.attrs.transpose_b;
+  const Shape& out = mm.shape;
+  const int64_t m = out[out.size() - 2], n = out.back();
+  const int64_t k = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
+  const Shape out_batch(out.begin(), out.end() - 2);
+  const Shape a_batch(a.shape.begin(), a.shape.end() - 2);
+  const Shape b_batch(b.shape.begin(), b.shape.end() - 2);
+  const uint32_t side = kernel.local_size[0];
+  const uint32_t reg = kernel.register_tile[0];
+  const uint32_t tile = side * reg;
+  const uint32_t tk = 16;
+
+  ExpressionWriter writer(graph, kernel);
+  const size_t a_slot = writer.binding_of(mm.inputs[0]);
+  const size_t b_slot = writer.binding_of(mm.inputs[1]);
+  auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+
+  std::ostringstream out_text;
+  out_text << shader_header(graph, kernel) << math_helpers()
+           << "const uint SIDE = " << side << "u;   // invocations per workgroup side\n"
+           << "const uint REG = " << reg << "u;    // outputs per invocation along each side\n"
+           << "const uint TILE = " << tile << "u;\n"
+           << "const uint TK = " << tk << "u;\n"
+           << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
+           << "shared float tile_a[TK][TILE];\nshared float tile_b[TK][TILE];\n\n";
+  // Epilogue: the fused pointwise tree with the product as `acc` (and linear's bias).
+  if (mm.op == Op::linear) {
+    const size_t bias_slot = writer.binding_of(mm.inputs[2]);
+    out_text << "float product(uint i, float acc) { return acc + float(in" << bias_slot << ".data["
+             << broadcast_index("i", out, graph.node(mm.inputs[2]).shape) << "]); }\n";
+  } else {
+    out_text << "float product(uint i, float acc) { return acc; }\n";
+  }
+  out_text << writer.function("epilogue", kernel.root, out, kernel.anchor) << "\n";
+
+  const std::string a_index = ta ? "kk * M + mm" : "mm * K + kk";
+  const std::string b_index = tb ? "nn * K + kk" : "kk * N + nn";
+  out_text << "void main() {\n"
+           << "  uint batch = gl_WorkGroupID.z;\n"
+           << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(m * k) << ";\n"
+           << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
+           << "  uint row0 = gl_WorkGroupID.y * TILE, col0 = gl_WorkGroupID.x * TILE;\n"
+           << "  uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;\n"
+           << "  uint lid = ly * SIDE + lx;\n"
+           << "  float acc[REG][REG];\n"
+           << "  for (uint r = 0u; r < REG; ++r) for (uint c = 0u; c < REG; ++c) acc[r][c] = 0.0;\n"
+           << "  for (uint k0 = 0u; k0 < K; k0 += TK) {\n"
+           << "    for (uint e = lid; e < TILE * TK; e += SIDE * SIDE) {\n"
+           << (ta ? "      uint mm = row0 + e % TILE, kk = k0 + e / TILE;\n"
+                  : "      uint mm = row0 + e / TK, kk = k0 + e % TK;\n")
+           << "      tile_a[kk - k0][mm - row0] = (mm < M && kk < K) ? float(in" << a_slot << ".data[a_base + "
+           << a_index << "]) : 0.0;\n"
+           << (tb ? "      uint nn = col0 + e / TK, kb = k0 + e % TK;\n"
+                  : "      uint nn = col0 + e % TILE, kb = k0 + e / TILE;\n")
+           << "      { uint kk = kb; tile_b[kk - k0][nn - col0] = (nn < N && kk < K) ? float(in" << b_slot
+           << ".data[b_base + " << b_index << "]) : 0.0; }\n"
+           << "    }\n"
+           << "    barrier();\n"
+           << "    for (uint kk = 0u; kk < TK; ++kk) {\n"
+           << "      float a_values[REG], b_values[REG];\n"
+           << "      for (uint r = 0u; r < REG; ++r) a_values[r] = tile_a[kk][ly + r * SIDE];\n"
+           << "      for (uint c = 0u; c < REG; ++c) b_values[c] = tile_b[kk][lx + c * SIDE];\n"
+           << "      for (uint r = 0u; r < REG; ++r) for (uint c = 0u; c < REG; ++c) acc[r][c] += a_values[r] * b_values[c];\n"
+           << "    }\n"
+           << "    barrier();\n"
+           << "  }\n"
+           << "  for (uint r = 0u; r < REG; ++r) {\n"
+           << "    uint row = row0 + ly + r * SIDE;\n"
+           << "    if (row >= M) continue;\n"
+           << "    for (uint c = 0u; c < REG; ++c) {\n"
+           << "      uint col = col0 + lx + c * SIDE;\n"
+           << "      if (col >= N) continue;\n"
+           << "      uint i = batch * " << u(m * n) << " + row * N + col;\n"
+           << "      result.data[i] = epilogue(i, product(i, acc[r][c]));\n"
+           << "    }\n"
+           << "  }\n"
+           << "}\n";
+  return out_text.str();
+}
+
+}  // namespace meganeura::codegen

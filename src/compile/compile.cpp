@@ -1,0 +1,271 @@
+// compile(): groups → kernels with storage, dispatch sizes and barriers.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "compile/grouping.h"
+#include "compile/hazards.h"
+#include "compile/memory_plan.h"
+#include "compile/plan.h"
+#include "meganeura/error.h"
+
+namespace meganeura::compile {
+
+const char* buffer_kind_name(BufferKind kind) {
+  switch (kind) {
+    case BufferKind::input: return "input";
+    case BufferKind::parameter: return "parameter";
+    case BufferKind::constant: return "constant";
+    case BufferKind::output: return "output";
+    case BufferKind::state: return "state";
+    case BufferKind::arena: return "arena";
+  }
+  return "?";
+}
+
+const char* archetype_name(Archetype archetype) {
+  switch (archetype) {
+    case Archetype::pointwise: return "pointwise";
+    case Archetype::reduction: return "reduction";
+    case Archetype::matmul: return "matmul";
+    case Archetype::gather: return "gather";
+  }
+  return "?";
+}
+
+uint64_t tensor_bytes(const Shape& shape) { return static_cast<uint64_t>(num_elements(shape)) * 4; }
+
+size_t Plan::barrier_count() const {
+  return static_cast<size_t>(std::count_if(kernels.begin(), kernels.end(), [](const Kernel& k) { return k.barrier_before; }));
+}
+
+std::string Plan::summary() const {
+  std::ostringstream out;
+  for (const Kernel& kernel : kernels) {
+    out << (kernel.barrier_before ? "| " : "  ") << archetype_name(kernel.archetype) << " " << kernel.label << " ["
+        << kernel.workgroups[0] << "x" << kernel.workgroups[1] << "x" << kernel.workgroups[2] << "]\n";
+  }
+  out << "arena " << arena_bytes << " bytes (" << unshared_bytes << " unshared), " << kernels.size() << " kernels, "
+      << barrier_count() << " barriers\n";
+  return out.str();
+}
+
+namespace {
+
+uint32_t ceil_div(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+uint32_t floor_pow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
+
+// Threads per workgroup for one-thread-per-element kernels: 256 or less, a multiple of the subgroup.
+uint32_t elementwise_local_size(const DeviceCaps& caps) {
+  uint32_t size = std::min<uint32_t>({256u, caps.max_workgroup_invocations, caps.max_workgroup_size[0]});
+  size = floor_pow2(size);
+  return std::max<uint32_t>(size, 1);
+}
+
+// Spreads `groups` workgroups over x and y when x alone would exceed the device limit; shaders
+// rebuild the linear index from both.
+std::array<uint32_t, 3> spread(uint64_t groups, const DeviceCaps& caps) {
+  const uint64_t max_x = caps.max_compute_workgroup_count[0];
+  if (groups <= max_x) return {static_cast<uint32_t>(std::max<uint64_t>(groups, 1)), 1, 1};
+  const uint64_t y = (groups + max_x - 1) / max_x;
+  if (y > caps.max_compute_workgroup_count[1]) {
+    throw Error("compile: " + std::to_string(groups) + " workgroups exceed the device's dispatch limits");
+  }
+  return {static_cast<uint32_t>((groups + y - 1) / y), static_cast<uint32_t>(y), 1};
+}
+
+// Rows of a reduction-archetype node: how many independent reductions it performs.
+uint64_t reduction_rows(const Graph& graph, const Node& node) {
+  const Shape& in = graph.node(node.inputs[0]).shape;
+  switch (node.op) {
+    case Op::sum: case Op::mean: case Op::max: case Op::argmax: case Op::softmax: case Op::log_softmax:
+    case Op::softmax_grad: case Op::log_softmax_grad: {
+      const int64_t axis = node.attrs.axis;
+      return static_cast<uint64_t>(num_elements(in) / std::max<int64_t>(in.empty() ? 1 : in[axis], 1));
+    }
+    case Op::layer_norm: case Op::layer_norm_grad: case Op::rms_norm: case Op::rms_norm_grad:
+    case Op::cross_entropy_grad:
+      return static_cast<uint64_t>(num_elements(in) / std::max<int64_t>(in.empty() ? 1 : in.back(), 1));
+    default:
+      return 1;  // losses and full reductions: one workgroup
+  }
+}
+
+void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
+  const Node& root = graph.node(kernel.root);
+  switch (kernel.archetype) {
+    case Archetype::pointwise:
+    case Archetype::gather: {
+      const uint32_t local = elementwise_local_size(caps);
+      kernel.local_size = {local, 1, 1};
+      kernel.work_items = static_cast<uint64_t>(num_elements(root.shape));
+      kernel.workgroups = spread(ceil_div(kernel.work_items, local), caps);
+      break;
+    }
+    case Archetype::reduction: {
+      const uint32_t local = std::max<uint32_t>(caps.subgroup_size, elementwise_local_size(caps) / 2);
+      kernel.local_size = {floor_pow2(std::min(local, caps.max_workgroup_invocations)), 1, 1};
+      kernel.work_items = reduction_rows(graph, graph.node(kernel.anchor));
+      kernel.workgroups = spread(kernel.work_items, caps);
+      break;
+    }
+    case Archetype::matmul: {
+      const Node& mm = graph.node(kernel.anchor);
+      const Shape& out = mm.shape;
+      const int64_t m = out[out.size() - 2], n = out.back();
+      const int64_t batch = num_elements(out) / (m * n);
+      // 16x16 threads when the device allows, else 8x8; 4x4 outputs per thread for big enough
+      // matrices when the tiles fit in shared memory (two tiles of (16·register·side) floats).
+      const uint32_t side = caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 &&
+                                    caps.max_workgroup_size[1] >= 16
+                                ? 16u
+                                : 8u;
+      uint32_t reg = (m >= 64 && n >= 64) ? 4u : 1u;
+      while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
+      kernel.local_size = {side, side, 1};
+      kernel.register_tile = {reg, reg};
+      const uint64_t tile = static_cast<uint64_t>(side) * reg;
+      kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), tile), ceil_div(static_cast<uint64_t>(m), tile),
+                           static_cast<uint32_t>(batch)};
+      if (kernel.workgroups[0] > caps.max_compute_workgroup_count[0] ||
+          kernel.workgroups[1] > caps.max_compute_workgroup_count[1] ||
+          kernel.workgroups[2] > caps.max_compute_workgroup_count[2]) {
+        throw Error("compile: matmul " + format_shape(out) + " needs more workgroups than the device allows");
+      }
+      break;
+    }
+  }
+}
+
+std::string make_label(const Graph& graph, const Kernel& kernel) {
+  std::string ops, names;
+  for (int32_t id : kernel.nodes) {
+    const Node& node = graph.node(id);
+    if (!ops.empty()) ops += "+";
+    ops += op_name(node.op);
+    if (!node.name.empty()) names += (names.empty() ? "" : ", ") + node.name;
+  }
+  return names.empty() ? ops : ops + " (" + names + ")";
+}
+
+}  // namespace
+
+Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& options) {
+  Plan plan;
+  plan.graph = graph;
+  const auto& nodes = graph.nodes();
+  const int32_t count = static_cast<int32_t>(nodes.size());
+  const std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse);
+
+  // Alias chains resolve to the node that owns the storage.
+  std::vector<int32_t> owner(count);
+  for (int32_t id = 0; id < count; ++id) {
+    const Node& node = nodes[id];
+    const bool alias = node.op == Op::reshape || node.op == Op::stop_gradient ||
+                       (node.op == Op::cast && nodes[node.inputs[0]].dtype == node.dtype);
+    owner[id] = alias ? owner[node.inputs[0]] : id;
+  }
+
+  // Buffers of their own: leaves, outputs and kept values (also when reached through an alias).
+  std::vector<int32_t> own_buffer(count, -1);
+  auto add_buffer = [&](BufferKind kind, int32_t node, const std::string& name) {
+    own_buffer[node] = static_cast<int32_t>(plan.buffers.size());
+    plan.buffers.push_back({kind, name, node, tensor_bytes(nodes[node].shape)});
+  };
+  for (int32_t id = 0; id < count; ++id) {
+    const Node& node = nodes[id];
+    if (node.op == Op::input) add_buffer(BufferKind::input, id, node.name);
+    if (node.op == Op::parameter) add_buffer(BufferKind::parameter, id, node.name);
+    if (node.op == Op::constant || node.op == Op::scalar) add_buffer(BufferKind::constant, id, node.name);
+  }
+  std::vector<int32_t> persistent(graph.outputs().begin(), graph.outputs().end());
+  persistent.insert(persistent.end(), options.keep.begin(), options.keep.end());
+  for (int32_t id : persistent) {
+    const int32_t root = owner[id];
+    if (own_buffer[root] < 0) add_buffer(BufferKind::output, root, nodes[id].name);
+  }
+  plan.arena_buffer = static_cast<uint32_t>(plan.buffers.size());
+  plan.buffers.push_back({BufferKind::arena, "", -1, 0});
+
+  // Kernels, and the lifetimes of arena values (owner node → [first, last] kernel).
+  std::map<int32_t, Lifetime> lifetimes;
+  for (const Group& group : groups) {
+    Kernel kernel;
+    kernel.archetype = group.archetype;
+    kernel.nodes = group.nodes;
+    kernel.root = group.root;
+    kernel.anchor = group.anchor;
+    const std::set<int32_t> members(group.nodes.begin(), group.nodes.end());
+    for (int32_t id : group.nodes) {
+      for (int32_t input : nodes[id].inputs) {
+        // Expressions inline scalars as literals; gather kernels index their inputs directly.
+        if (members.count(input) || (nodes[input].op == Op::scalar && group.archetype != Archetype::gather)) continue;
+        if (std::find(kernel.inputs.begin(), kernel.inputs.end(), input) == kernel.inputs.end()) {
+          kernel.inputs.push_back(input);
+        }
+      }
+    }
+    const int position = static_cast<int>(plan.kernels.size());
+    for (int32_t input : kernel.inputs) {
+      auto it = lifetimes.find(owner[input]);
+      if (it != lifetimes.end()) it->second.last = position;
+    }
+    if (own_buffer[group.root] < 0) {
+      lifetimes[group.root] = {tensor_bytes(nodes[group.root].shape), position, position};
+    }
+    set_dispatch(graph, caps, kernel);
+    kernel.label = make_label(graph, kernel);
+    plan.kernels.push_back(std::move(kernel));
+  }
+
+  // Arena placement.
+  std::vector<int32_t> arena_nodes;
+  std::vector<Lifetime> arena_lifetimes;
+  for (const auto& [node, lifetime] : lifetimes) {
+    arena_nodes.push_back(node);
+    arena_lifetimes.push_back(lifetime);
+  }
+  const uint64_t alignment = std::max<uint64_t>(caps.min_storage_buffer_offset_alignment, 16);
+  const ArenaLayout layout = plan_arena(arena_lifetimes, alignment);
+  plan.arena_bytes = layout.peak_bytes;
+  plan.unshared_bytes = layout.total_bytes;
+  plan.buffers[plan.arena_buffer].bytes = std::max<uint64_t>(layout.peak_bytes, 16);
+
+  plan.storage.assign(count, Storage{});
+  for (int32_t id = 0; id < count; ++id) {
+    if (own_buffer[id] >= 0) {
+      plan.storage[id] = {static_cast<uint32_t>(own_buffer[id]), 0, tensor_bytes(nodes[id].shape)};
+    }
+  }
+  for (size_t i = 0; i < arena_nodes.size(); ++i) {
+    plan.storage[arena_nodes[i]] = {plan.arena_buffer, layout.offsets[i], arena_lifetimes[i].bytes};
+  }
+  for (int32_t id = 0; id < count; ++id) {
+    if (owner[id] != id) plan.storage[id] = plan.storage[owner[id]];
+  }
+
+  // Bindings and barriers.
+  std::vector<KernelAccess> accesses;
+  for (Kernel& kernel : plan.kernels) {
+    KernelAccess access;
+    for (int32_t input : kernel.inputs) {
+      kernel.bindings.push_back(plan.storage[input]);
+      access.reads.push_back({plan.storage[input].buffer, plan.storage[input].offset, plan.storage[input].bytes});
+    }
+    const Storage& out = plan.storage[kernel.root];
+    kernel.bindings.push_back(out);
+    access.writes.push_back({out.buffer, out.offset, out.bytes});
+    accesses.push_back(std::move(access));
+  }
+  const std::vector<bool> barriers = place_barriers(accesses);
+  for (size_t i = 0; i < plan.kernels.size(); ++i) plan.kernels[i].barrier_before = barriers[i];
+  return plan;
+}
+
+}  // namespace meganeura::compile

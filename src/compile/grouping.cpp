@@ -1,0 +1,144 @@
+#include "compile/grouping.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+
+#include "meganeura/error.h"
+
+namespace meganeura::compile {
+
+NodeRole node_role(const Node& node) {
+  switch (node.op) {
+    case Op::input:
+    case Op::parameter:
+    case Op::constant:
+    case Op::scalar:
+      return NodeRole::leaf;
+    case Op::reshape:
+    case Op::stop_gradient:
+      return NodeRole::alias;
+    case Op::cast:
+      return NodeRole::pointwise;
+    case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::neg: case Op::abs: case Op::exp:
+    case Op::log: case Op::sqrt: case Op::rsqrt: case Op::recip: case Op::pow: case Op::relu:
+    case Op::gelu: case Op::gelu_tanh: case Op::silu: case Op::sigmoid: case Op::tanh: case Op::sin:
+    case Op::cos: case Op::maximum: case Op::minimum: case Op::greater: case Op::where: case Op::swiglu:
+    case Op::dropout:
+      return NodeRole::pointwise;
+    case Op::sum: case Op::mean: case Op::max: case Op::argmax: case Op::sum_all: case Op::mean_all:
+    case Op::softmax: case Op::log_softmax: case Op::softmax_grad: case Op::log_softmax_grad:
+    case Op::layer_norm: case Op::layer_norm_grad: case Op::rms_norm: case Op::rms_norm_grad:
+    case Op::cross_entropy_loss: case Op::cross_entropy_grad: case Op::mse_loss: case Op::bce_with_logits:
+      return NodeRole::reduction;
+    case Op::matmul:
+    case Op::linear:
+      return NodeRole::matmul;
+    case Op::permute: case Op::broadcast_to: case Op::slice: case Op::concat: case Op::embedding:
+    case Op::scatter_add_rows:
+      return NodeRole::gather;
+    default:
+      break;
+  }
+  throw Error(std::string("compile: op '") + op_name(node.op) + "' (" + node.name +
+              ") has no GPU kernel yet (attention, convolution, pooling, group norm, rope and the KV cache "
+              "write come with their own kernels); remove it from the graph or use the CPU reference");
+}
+
+namespace {
+
+bool is_alias_cast(const Graph& graph, const Node& node) {
+  return node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype;
+}
+
+}  // namespace
+
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse) {
+  const auto& nodes = graph.nodes();
+  const int32_t count = static_cast<int32_t>(nodes.size());
+
+  // Nodes needed for the outputs and `keep`.
+  std::vector<bool> needed(count, false);
+  std::vector<int32_t> stack(graph.outputs().begin(), graph.outputs().end());
+  stack.insert(stack.end(), keep.begin(), keep.end());
+  while (!stack.empty()) {
+    const int32_t id = stack.back();
+    stack.pop_back();
+    if (needed[id]) continue;
+    needed[id] = true;
+    for (int32_t input : nodes[id].inputs) stack.push_back(input);
+  }
+
+  std::vector<NodeRole> role(count, NodeRole::leaf);
+  for (int32_t id = 0; id < count; ++id) {
+    if (!needed[id]) continue;
+    role[id] = is_alias_cast(graph, nodes[id]) ? NodeRole::alias : node_role(nodes[id]);
+  }
+
+  // Consumers seen through aliases: a value read via a reshape still has that reader.
+  std::vector<std::set<int32_t>> consumers(count);
+  std::vector<bool> escapes(count, false);  // an output, kept, or read through an alias
+  for (int32_t id : graph.outputs()) escapes[id] = true;
+  for (int32_t id : keep) escapes[id] = true;
+  for (int32_t id = 0; id < count; ++id) {
+    if (!needed[id]) continue;
+    for (int32_t input : nodes[id].inputs) {
+      consumers[input].insert(id);
+      if (role[id] == NodeRole::alias) escapes[input] = true;
+    }
+  }
+
+  // Walk backwards so each consumer's group is known before its producers decide.
+  std::vector<int32_t> group_of(count, -1);
+  std::vector<Group> groups;
+  for (int32_t id = count - 1; id >= 0; --id) {
+    if (!needed[id] || role[id] == NodeRole::leaf || role[id] == NodeRole::alias) continue;
+    int32_t join = -1;
+    if (fuse && !escapes[id] && consumers[id].size() == 1) {
+      const int32_t consumer = *consumers[id].begin();
+      const int32_t target = group_of[consumer];
+      if (target >= 0) {
+        const Group& group = groups[target];
+        const bool consumer_pointwise = role[consumer] == NodeRole::pointwise;
+        if (role[id] == NodeRole::pointwise) {
+          const bool into_pointwise_tree = consumer_pointwise && group.archetype != Archetype::gather;
+          const bool into_reduction_prologue =
+              group.archetype == Archetype::reduction && (consumer_pointwise || consumer == group.anchor);
+          if ((into_pointwise_tree && group.archetype != Archetype::reduction) || into_reduction_prologue) {
+            join = target;
+          }
+        } else if (role[id] == NodeRole::matmul && consumer_pointwise && group.archetype == Archetype::pointwise &&
+                   nodes[group.root].shape == nodes[id].shape && nodes[id].dtype == DType::f32) {
+          join = target;
+        }
+      }
+    }
+    if (join >= 0) {
+      Group& group = groups[join];
+      group.nodes.push_back(id);
+      if (role[id] == NodeRole::matmul) {
+        group.archetype = Archetype::matmul;
+        group.anchor = id;
+      }
+      group_of[id] = join;
+      continue;
+    }
+    Group group;
+    group.root = group.anchor = id;
+    group.nodes = {id};
+    switch (role[id]) {
+      case NodeRole::pointwise: group.archetype = Archetype::pointwise; break;
+      case NodeRole::reduction: group.archetype = Archetype::reduction; break;
+      case NodeRole::matmul: group.archetype = Archetype::matmul; break;
+      default: group.archetype = Archetype::gather; break;
+    }
+    group_of[id] = static_cast<int32_t>(groups.size());
+    groups.push_back(std::move(group));
+  }
+  for (Group& group : groups) std::sort(group.nodes.begin(), group.nodes.end());
+  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.root < b.root; });
+  return groups;
+}
+
+}  // namespace meganeura::compile

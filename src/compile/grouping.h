@@ -1,0 +1,39 @@
+// Kernel grouping: which graph nodes run together in one kernel. Pure structure; compile.cpp
+// turns the groups into kernels with storage and dispatch sizes.
+//
+//   std::vector<compile::Group> groups = compile::group_nodes(graph, /*fuse=*/true);
+//   // matmul → add(bias) → relu becomes one group anchored at the matmul.
+//
+// Rules (each producer has exactly one consumer and is not a graph output):
+// - a pointwise node joins its consumer's group when that consumer is pointwise, or is the anchor of
+//   a reduction (a prologue: sum(x * x) reads x * x as it goes);
+// - a matmul joins its pointwise consumer's group when the group's root has the matmul's shape and
+//   no reduction or other matmul is in it (an epilogue: bias, activation, residual).
+// Reshape, stop_gradient and same-type casts are aliases (no group).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "compile/plan.h"
+#include "meganeura/graph.h"
+
+namespace meganeura::compile {
+
+enum class NodeRole : uint8_t { leaf, alias, pointwise, reduction, matmul, gather };
+
+// Throws meganeura::Error naming the op for ops that have no kernel yet.
+NodeRole node_role(const Node& node);
+
+struct Group {
+  Archetype archetype = Archetype::pointwise;
+  int32_t root = -1;
+  int32_t anchor = -1;
+  std::vector<int32_t> nodes;  // ascending
+};
+
+// Groups in an order that respects dependencies (ascending root id). Only nodes the outputs (and
+// `keep`) depend on are scheduled.
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse);
+
+}  // namespace meganeura::compile

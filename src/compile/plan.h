@@ -1,0 +1,93 @@
+// compile::Plan — a graph turned into GPU work: the buffers it needs, the kernels (each a group of
+// fused graph nodes) with their bindings and dispatch sizes, and where barriers go.
+//
+//   compile::Plan plan = compile::compile(graph, caps, {.purpose = compile::Purpose::training});
+//   for (const compile::Kernel& k : plan.kernels)
+//     std::cout << (k.barrier_before ? "| " : "  ") << k.label << "\n";
+//   plan.arena_bytes;   // intermediates, shared by liveness
+//
+// Buffers: every input, parameter, constant and graph output has a buffer of its own (they outlive
+// one step); other intermediates are slices of one arena placed by compile/memory_plan.h. Movement
+// ops that do not move data (reshape, stop_gradient, same-type cast) are aliases, not kernels.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compile/device_caps.h"
+#include "meganeura/graph.h"
+
+namespace meganeura::compile {
+
+enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena };
+const char* buffer_kind_name(BufferKind kind);
+
+struct PlanBuffer {
+  BufferKind kind = BufferKind::arena;
+  std::string name;     // inputs, parameters, outputs: the node's name ("" for the arena)
+  int32_t node = -1;    // the node whose value it holds (-1 for the arena)
+  uint64_t bytes = 0;
+};
+
+// Where a tensor's elements live. Every element is 4 bytes on the GPU (f32 or i32; f16/bf16 data is
+// widened on upload).
+struct Storage {
+  uint32_t buffer = 0;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+};
+
+enum class Archetype : uint8_t { pointwise, reduction, matmul, gather };
+const char* archetype_name(Archetype archetype);
+
+struct Kernel {
+  Archetype archetype = Archetype::pointwise;
+  // Graph nodes computed here, ascending (so topological); `root` is the one whose value is stored,
+  // `anchor` the node that sets the archetype (the matmul, the reduction; the root for pointwise).
+  std::vector<int32_t> nodes;
+  int32_t root = -1;
+  int32_t anchor = -1;
+  // Nodes outside the kernel it reads, in the order codegen binds them (binding i), then the root
+  // (binding inputs.size()).
+  std::vector<int32_t> inputs;
+  std::vector<Storage> bindings;  // inputs.size() + 1 ranges
+  std::array<uint32_t, 3> local_size = {1, 1, 1};
+  std::array<uint32_t, 3> workgroups = {1, 1, 1};
+  std::array<uint32_t, 2> register_tile = {1, 1};  // matmul: outputs per thread (rows, cols)
+  uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
+  bool barrier_before = false;
+  std::string label;  // "matmul+add+relu (fc1)": ops and names of what it fuses, for traces
+};
+
+enum class Purpose : uint8_t { inference, training };
+
+struct CompileOptions {
+  Purpose purpose = Purpose::inference;
+  // Nodes whose values must survive the step (besides the graph's outputs): gradients read back.
+  std::vector<int32_t> keep;
+  // Disables fusion (every non-alias node its own kernel): tests compare both forms.
+  bool fuse = true;
+};
+
+struct Plan {
+  Graph graph;  // the graph the plan refers to (node ids below index it)
+  std::vector<PlanBuffer> buffers;
+  std::vector<Storage> storage;  // one per node (leaves included; unused nodes have bytes == 0)
+  std::vector<Kernel> kernels;
+  uint32_t arena_buffer = 0;  // index into buffers
+  uint64_t arena_bytes = 0;   // peak of the memory planner
+  uint64_t unshared_bytes = 0;  // what intermediates would take without sharing
+  size_t barrier_count() const;
+  std::string summary() const;  // one line per kernel
+};
+
+// Groups nodes into kernels, plans memory and places barriers. Throws meganeura::Error naming the op
+// for ops without a kernel yet (attention, convolution, pooling).
+Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& options = {});
+
+// Elements of `shape` times 4 bytes.
+uint64_t tensor_bytes(const Shape& shape);
+
+}  // namespace meganeura::compile

@@ -1,0 +1,174 @@
+// Building sessions: optimize → differentiate → optimize → compile → codegen → pipelines → record.
+#include <algorithm>
+#include <cstring>
+
+#include "codegen/codegen.h"
+#include "codegen/optimizer.h"
+#include "compile/hazards.h"
+#include "gpu/shader_compiler.h"
+#include "gpu/transfer.h"
+#include "meganeura/autodiff.h"
+#include "meganeura/error.h"
+#include "meganeura/optimize.h"
+#include "runtime/session_impl.h"
+
+namespace meganeura {
+
+namespace {
+
+// One compiler per process: its counters tell how many shaders each build compiled or found cached.
+gpu::ShaderCompiler& shader_compiler() {
+  static gpu::ShaderCompiler compiler;
+  return compiler;
+}
+
+std::vector<std::byte> initial_bytes(const Node& node, uint64_t seed) {
+  std::vector<float> values = initial_values(node.init, node.shape, parameter_seed(seed, node.name));
+  std::vector<std::byte> bytes(values.size() * 4);
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
+}
+
+std::vector<std::byte> constant_bytes(const Node& node) {
+  const int64_t count = num_elements(node.shape);
+  std::vector<std::byte> bytes(static_cast<size_t>(count) * 4);
+  for (int64_t i = 0; i < count; ++i) {
+    const double value = node.op == Op::scalar ? node.attrs.value : node.data.at(static_cast<size_t>(i));
+    if (node.dtype == DType::i32) {
+      const int32_t v = static_cast<int32_t>(value);
+      std::memcpy(bytes.data() + i * 4, &v, 4);
+    } else {
+      const float v = static_cast<float>(value);
+      std::memcpy(bytes.data() + i * 4, &v, 4);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+gpu::Pipeline& Session::Impl::pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
+                                           const std::string& label) {
+  auto found = pipelines.find(source);
+  if (found != pipelines.end()) return *found->second;
+  codegen::dump_shader(source, label);
+  gpu::ShaderCompiler& compiler = shader_compiler();
+  const gpu::ShaderCacheStats before = compiler.stats();
+  const std::vector<uint32_t> spirv = compiler.compile(source, {.name = label});
+  const gpu::ShaderCacheStats after = compiler.stats();
+  build_stats.cache_hits += after.hits - before.hits;
+  build_stats.compiled += after.misses - before.misses;
+  ++build_stats.unique_shaders;
+  auto pipeline = std::make_unique<gpu::Pipeline>(
+      context, gpu::PipelineDesc{.spirv = spirv, .storage_buffers = bindings, .push_constant_bytes = push_bytes,
+                                 .label = label});
+  gpu::Pipeline& result = *pipeline;
+  pipelines.emplace(source, std::move(pipeline));
+  return result;
+}
+
+const gpu::Buffer& Session::Impl::buffer_of(int32_t node) const {
+  return *buffers.at(plan.storage.at(node).buffer);
+}
+
+namespace runtime {
+
+Session build_session_for_caps(const Graph& graph, const SessionOptions& options, const compile::DeviceCaps& caps,
+                               bool training) {
+  auto impl = std::make_unique<Session::Impl>();
+  impl->context = gpu::Context::shared();
+  impl->caps = caps;
+  // Offsets must satisfy the real device whatever the hand-made caps say.
+  impl->caps.min_storage_buffer_offset_alignment =
+      std::max(caps.min_storage_buffer_offset_alignment, impl->context->caps().min_storage_buffer_offset_alignment);
+  impl->training = training;
+  impl->options = options;
+  if (!graph.has_outputs()) throw Error("build_session: the graph has no outputs; call set_outputs first");
+  const size_t user_output_count = graph.outputs().size();
+
+  compile::CompileOptions compile_options;
+  compile_options.fuse = options.fuse;
+  Graph final_graph;
+  if (training) {
+    const Graph forward = options.optimize ? optimize(graph).graph : graph;
+    GradientGraph gradients = differentiate(forward);
+    final_graph = options.optimize ? optimize(gradients.graph).graph : std::move(gradients.graph);
+    impl->trainable = gradients.parameters;
+    compile_options.purpose = compile::Purpose::training;
+  } else {
+    final_graph = options.optimize ? optimize(graph).graph : graph;
+  }
+  const auto& outputs = final_graph.outputs();
+  if (outputs.size() < user_output_count) throw Error("build_session: the optimized graph lost outputs");
+  impl->user_outputs.assign(outputs.begin(), outputs.begin() + static_cast<std::ptrdiff_t>(user_output_count));
+  for (const std::string& name : impl->trainable) {
+    impl->gradient_nodes[name] = final_graph.find(gradient_name(name));
+  }
+  impl->plan = compile::compile(final_graph, impl->caps, compile_options);
+  const compile::Plan& plan = impl->plan;
+
+  // Buffers.
+  const Session::Impl* lender = options.share_parameters_with ? &options.share_parameters_with->impl() : nullptr;
+  impl->buffers.resize(plan.buffers.size());
+  impl->borrowed.assign(plan.buffers.size(), false);
+  for (size_t i = 0; i < plan.buffers.size(); ++i) {
+    const compile::PlanBuffer& planned = plan.buffers[i];
+    if (planned.kind == compile::BufferKind::parameter && lender != nullptr) {
+      const auto& lender_graph = lender->plan.graph;
+      if (lender_graph.contains(planned.name)) {
+        const int32_t other = lender_graph.find(planned.name);
+        if (lender_graph.node(other).op == Op::parameter &&
+            lender_graph.node(other).shape == plan.graph.node(planned.node).shape) {
+          impl->buffers[i] = lender->buffers.at(lender->plan.storage.at(other).buffer);
+          impl->borrowed[i] = true;
+          continue;
+        }
+      }
+    }
+    const std::string label = planned.kind == compile::BufferKind::arena ? "arena" : planned.name;
+    impl->buffers[i] = std::make_shared<gpu::Buffer>(impl->context, std::max<uint64_t>(planned.bytes, 4),
+                                                     gpu::MemoryKind::DeviceLocal, label);
+    const Node* node = planned.node >= 0 ? &plan.graph.node(planned.node) : nullptr;
+    if (planned.kind == compile::BufferKind::parameter) {
+      gpu::upload(*impl->buffers[i], 0, initial_bytes(*node, options.seed));
+    } else if (planned.kind == compile::BufferKind::constant) {
+      gpu::upload(*impl->buffers[i], 0, constant_bytes(*node));
+    } else {
+      gpu::fill(*impl->buffers[i], 0);  // defined contents before the first set_input
+    }
+  }
+
+  // Pipelines and descriptor sets.
+  for (const compile::Kernel& kernel : plan.kernels) {
+    const std::string source = codegen::generate(plan.graph, kernel, impl->caps);
+    gpu::Pipeline& pipeline = impl->pipeline_for(source, static_cast<uint32_t>(kernel.bindings.size()), 0,
+                                                 compile::archetype_name(kernel.archetype));
+    std::vector<gpu::BufferRange> ranges;
+    for (const compile::Storage& s : kernel.bindings) {
+      ranges.push_back({impl->buffers[s.buffer].get(), s.offset, std::max<uint64_t>(s.bytes, 4)});
+    }
+    impl->kernel_pipelines.push_back(&pipeline);
+    impl->descriptor_sets.push_back(std::make_unique<gpu::DescriptorSet>(pipeline, ranges));
+  }
+  impl->build_stats.kernels = plan.kernels.size();
+  if (training && options.optimizer) impl->optimizer = options.optimizer;
+  Session session(std::move(impl));
+  if (training && options.optimizer) {
+    session.set_optimizer(*options.optimizer);
+  } else {
+    session.impl().record();
+  }
+  return session;
+}
+
+}  // namespace runtime
+
+Session build_session(const Graph& graph, const SessionOptions& options) {
+  return runtime::build_session_for_caps(graph, options, gpu::Context::shared()->caps(), true);
+}
+
+Session build_inference_session(const Graph& graph, const SessionOptions& options) {
+  return runtime::build_session_for_caps(graph, options, gpu::Context::shared()->caps(), false);
+}
+
+}  // namespace meganeura

@@ -1,0 +1,84 @@
+// Session internals: the compiled plan, its GPU buffers, pipelines and the recorded step. Tests use
+// build_session_for_caps to run under hand-made DeviceCaps and reach the plan and buffers.
+//
+//   compile::DeviceCaps caps = gpu::Context::shared()->caps();
+//   caps.subgroup_size = 64;
+//   Session s = runtime::build_session_for_caps(graph, {}, caps, /*training=*/false);
+//   const compile::Plan& plan = s.impl().plan;
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compile/plan.h"
+#include "gpu/buffer.h"
+#include "gpu/context.h"
+#include "gpu/pipeline.h"
+#include "gpu/recording.h"
+#include "meganeura/session.h"
+
+namespace meganeura {
+
+struct Session::Impl {
+  std::shared_ptr<gpu::Context> context;
+  compile::DeviceCaps caps;
+  compile::Plan plan;
+  bool training = false;
+  SessionOptions options;
+
+  // One per plan buffer; parameters may be shared with another session.
+  std::vector<std::shared_ptr<gpu::Buffer>> buffers;
+  std::vector<bool> borrowed;  // parameter buffers that belong to another session
+
+  // Pipelines by generated source (identical kernels share one).
+  std::map<std::string, std::unique_ptr<gpu::Pipeline>> pipelines;
+  std::vector<gpu::Pipeline*> kernel_pipelines;  // per plan kernel
+  std::vector<std::unique_ptr<gpu::DescriptorSet>> descriptor_sets;
+  ShaderBuildStats build_stats;
+
+  // Training: graph outputs of user-visible results (same order as the user's graph), gradients.
+  std::vector<int32_t> user_outputs;             // ids in plan.graph
+  std::map<std::string, int32_t> gradient_nodes;  // parameter name → id in plan.graph
+  std::vector<std::string> trainable;             // parameter names updated by the optimizer
+
+  // Optimizer.
+  std::optional<OptimizerSpec> optimizer;
+  std::unique_ptr<gpu::Buffer> hyper;
+  std::unique_ptr<gpu::Buffer> clip_partials;
+  std::map<std::string, std::vector<std::unique_ptr<gpu::Buffer>>> optimizer_state;  // by parameter
+  struct Dispatch {
+    gpu::Pipeline* pipeline = nullptr;
+    gpu::DescriptorSet* set = nullptr;
+    std::vector<uint32_t> push;
+    std::array<uint32_t, 3> groups{1, 1, 1};
+    std::string label;
+    bool barrier_before = false;
+  };
+  std::vector<Dispatch> optimizer_dispatches;
+  std::vector<std::unique_ptr<gpu::DescriptorSet>> optimizer_sets;
+
+  std::unique_ptr<gpu::Recording> recording;       // the whole step
+  std::unique_ptr<gpu::Recording> forward_only;    // training sessions: run() without backward/update
+  bool forward_recorded_with_timestamps = false;
+
+  gpu::Pipeline& pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
+                              const std::string& label);
+  void record();
+  const gpu::Buffer& buffer_of(int32_t node) const;
+  int32_t parameter_node(const std::string& name, const char* what) const;
+  void upload_node(int32_t node, std::span<const std::byte> bytes);
+  std::vector<float> download_node(int32_t node) const;
+};
+
+namespace runtime {
+
+Session build_session_for_caps(const Graph& graph, const SessionOptions& options, const compile::DeviceCaps& caps,
+                               bool training);
+
+}  // namespace runtime
+}  // namespace meganeura
