@@ -75,6 +75,9 @@ struct MnistData {
 // Fashion-MNIST (Debian: dataset-fashion-mnist, in /usr/share/datasets/fashion-mnist).
 MnistData load_mnist(const std::filesystem::path& dir);
 
+// Where Debian's dataset-fashion-mnist package installs Fashion-MNIST.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
 enum class LabelFormat {
   index,    // Batch::labels only
   one_hot,  // Batch::labels and Batch::one_hot
@@ -84,6 +87,9 @@ struct LoaderOptions {
   int64_t batch_size = 32;
   bool shuffle = true;
   bool drop_last = false;  // skip the final partial batch of an epoch
+  // Fill the final partial batch up to batch_size with samples from the start of the epoch's order,
+  // for sessions whose shapes are fixed; Batch::valid counts the real samples.
+  bool pad_last = false;
   uint64_t seed = 0;
   LabelFormat labels = LabelFormat::index;
 };
@@ -92,7 +98,8 @@ struct Batch {
   std::vector<float> images;    // [size, features]
   std::vector<int32_t> labels;  // [size]
   std::vector<float> one_hot;   // [size, num_classes], filled with LabelFormat::one_hot
-  int64_t size = 0;
+  int64_t size = 0;   // rows in this batch
+  int64_t valid = 0;  // leading rows that are real samples (less than size only with pad_last)
   int64_t features = 0;
   int64_t num_classes = 0;
   int64_t epoch = 0;  // the epoch and index of this batch within it
@@ -133,7 +140,7 @@ class DataLoader {
   void restore(const LoaderPosition& position);
 
  private:
-  void fill(Batch& batch, int64_t first, int64_t count) const;
+  void fill(Batch& batch, int64_t first, int64_t count, int64_t valid) const;
 
   const Dataset* dataset_;
   LoaderOptions options_;

@@ -21,6 +21,9 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : dataset_
                 std::to_string(dataset.features) + " but " + std::to_string(dataset.images.size()) + " image values and " +
                 std::to_string(dataset.labels.size()) + " labels");
   }
+  if (options_.drop_last && options_.pad_last) {
+    throw Error("DataLoader: drop_last and pad_last both set; choose one way to treat the final partial batch");
+  }
   if (options_.drop_last && options_.batch_size > dataset.size) {
     throw Error("DataLoader: batch_size " + std::to_string(options_.batch_size) + " exceeds the " +
                 std::to_string(dataset.size) + " samples and drop_last is set, so an epoch would be empty; " +
@@ -57,23 +60,25 @@ bool DataLoader::next(Batch& batch) {
     return false;
   }
   const int64_t first = batch_ * options_.batch_size;
-  const int64_t count = std::min(options_.batch_size, dataset_->size - first);
-  fill(batch, first, count);
+  const int64_t valid = std::min(options_.batch_size, dataset_->size - first);
+  fill(batch, first, options_.pad_last ? options_.batch_size : valid, valid);
   batch.epoch = epoch_;
   batch.index = batch_;
   ++batch_;
   return true;
 }
 
-void DataLoader::fill(Batch& batch, int64_t first, int64_t count) const {
+void DataLoader::fill(Batch& batch, int64_t first, int64_t count, int64_t valid) const {
   const Dataset& data = *dataset_;
   batch.size = count;
+  batch.valid = valid;
   batch.features = data.features;
   batch.num_classes = data.num_classes;
   batch.images.resize(static_cast<size_t>(count * data.features));
   batch.labels.resize(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t sample = order_[static_cast<size_t>(first + i)];
+    // Rows past the end of the epoch (pad_last) wrap around to its first samples.
+    const int64_t sample = order_[static_cast<size_t>((first + i) % data.size)];
     std::copy_n(data.images.begin() + sample * data.features, data.features,
                 batch.images.begin() + i * data.features);
     batch.labels[static_cast<size_t>(i)] = data.labels[static_cast<size_t>(sample)];

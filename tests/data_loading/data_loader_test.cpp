@@ -95,6 +95,7 @@ TEST(DataLoader, BatchesCarryTheSamplesPixelsAndLabels) {
   md::Batch batch;
   int64_t index = 0;
   while (loader.next(batch)) {
+    EXPECT_EQ(batch.valid, batch.size);
     EXPECT_EQ(batch.epoch, 0);
     EXPECT_EQ(batch.index, index++);
     ASSERT_EQ(batch.images.size(), static_cast<size_t>(batch.size * 6));
@@ -114,6 +115,33 @@ TEST(DataLoader, DropLastSkipsThePartialBatch) {
   const auto batches = one_epoch(loader);
   ASSERT_EQ(batches.size(), 6u);
   for (const auto& batch : batches) EXPECT_EQ(batch.size(), 8u);
+}
+
+TEST(DataLoader, PadLastFillsTheFinalBatchFromTheEpochStart) {
+  const md::Dataset data = make_dataset(10, 3, 2, 12);
+  md::DataLoader loader(data, {.batch_size = 4, .pad_last = true, .seed = 5});
+  const std::vector<int64_t> order = loader.epoch_order(0);
+  const auto batches = one_epoch(loader);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[2], (std::vector<int64_t>{order[8], order[9], order[0], order[1]}));
+
+  md::DataLoader again(data, {.batch_size = 4, .pad_last = true, .seed = 5});
+  md::Batch batch;
+  std::vector<int64_t> valid;
+  while (again.next(batch)) {
+    EXPECT_EQ(batch.size, 4);
+    valid.push_back(batch.valid);
+  }
+  EXPECT_EQ(valid, (std::vector<int64_t>{4, 4, 2}));
+
+  // A batch larger than the dataset cycles through it.
+  md::DataLoader wide(data, {.batch_size = 25, .pad_last = true, .seed = 5});
+  ASSERT_TRUE(wide.next(batch));
+  EXPECT_EQ(batch.size, 25);
+  EXPECT_EQ(batch.valid, 10);
+  const auto ids = sample_ids(batch);
+  for (int64_t i = 0; i < 25; ++i) EXPECT_EQ(ids[i], order[i % 10]);
+  EXPECT_FALSE(wide.next(batch));
 }
 
 TEST(DataLoader, WithoutShuffleVisitsInOrder) {
@@ -199,6 +227,7 @@ TEST(DataLoader, RejectsBadOptions) {
   const md::Dataset data = make_dataset(10, 2, 3, 11);
   EXPECT_THROW(md::DataLoader(data, {.batch_size = 0}), meganeura::Error);
   EXPECT_THROW(md::DataLoader(data, {.batch_size = 11, .drop_last = true}), meganeura::Error);
+  EXPECT_THROW(md::DataLoader(data, {.batch_size = 3, .drop_last = true, .pad_last = true}), meganeura::Error);
   md::Dataset wrong = data;
   wrong.num_classes = 1;
   EXPECT_THROW(md::DataLoader(wrong, {.labels = md::LabelFormat::one_hot}), meganeura::Error);
