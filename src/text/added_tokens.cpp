@@ -102,8 +102,9 @@ std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_vie
       while (begin > emitted && is_whitespace(character_before(text, begin))) begin -= character_before(text, begin).size();
     }
     if (found->rstrip) {
+      // The search goes on from the token itself, not past the swallowed whitespace: a token that
+      // starts inside that whitespace still matches (Hugging Face finds all matches first).
       while (end < text.size() && is_whitespace(character_at(text, end))) end += character_at(text, end).size();
-      pos = end;
     }
     if (begin > emitted) segments.push_back({emitted, begin, -1});
     segments.push_back({begin, end, found->id});

@@ -31,7 +31,8 @@ class BpeModel {
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
   const std::string* id_to_token(int32_t id) const;  // nullptr when the id is not in the vocabulary
-  int32_t vocab_size() const { return static_cast<int32_t>(tokens_by_id_.size()); }
+  int32_t vocab_size() const { return static_cast<int32_t>(tokens_by_id_.size()); }  // largest id + 1
+  int32_t vocab_entry_count() const { return static_cast<int32_t>(vocab_.size()); }
 
  private:
   struct Merge {

@@ -117,8 +117,20 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     impl->byte_level_decoder = true;
   }
 
+  // Ids are assigned the way Hugging Face does on loading, whatever the file says (for files it
+  // wrote they agree): a token already in the model vocabulary keeps the model's id, a new one gets
+  // the next id after the model vocabulary and the added tokens before it.
   std::vector<text::AddedToken> raw, normalized;
+  std::optional<int32_t> largest_added;
   for (text::AddedToken& token : text::parse_added_tokens(root.value("added_tokens", nlohmann::json()))) {
+    if (token.content.empty() || impl->added_by_content.contains(token.content)) continue;
+    if (const auto model_id = impl->model->token_to_id(token.content)) {
+      token.id = *model_id;
+    } else {
+      const int32_t model_size = impl->model->vocab_entry_count();
+      token.id = largest_added && (*largest_added >= model_size || model_size == 0) ? *largest_added + 1 : model_size;
+    }
+    largest_added = std::max(largest_added.value_or(token.id), token.id);
     impl->added_by_content[token.content] = token.id;
     impl->added_by_id[token.id] = token;
     (token.normalized ? normalized : raw).push_back(std::move(token));

@@ -188,10 +188,13 @@ TEST(Tokenizer, AddedTokenOptions) {
   add("<W>", 514, false, false, true);
   add("<LONG>", 515, false, false, false);
   add("<LONGER>", 516, false, false, false);
+  add(" zz", 517, false, false, false);
   const Tokenizer t = Tokenizer::from_json(config.dump());
-  EXPECT_EQ(t.vocab_size(), 517);
+  EXPECT_EQ(t.vocab_size(), 518);
   EXPECT_EQ(t.encode("a  <L>b"), concat({t.encode("a"), {512}, t.encode("b")}));
   EXPECT_EQ(t.encode("a<R> \tb"), concat({t.encode("a"), {513}, t.encode("b")}));
+  // An added token starting inside the whitespace that rstrip swallowed still matches.
+  EXPECT_EQ(t.encode("<R> zz"), (std::vector<int32_t>{513, 517}));
   EXPECT_EQ(t.encode("a <W> b"), concat({t.encode("a "), {514}, t.encode(" b")}));
   const auto inside_word = t.encode("a<W>b");
   EXPECT_EQ(std::count(inside_word.begin(), inside_word.end(), 514), 0) << "single_word inside a word";
@@ -199,6 +202,28 @@ TEST(Tokenizer, AddedTokenOptions) {
   EXPECT_EQ(t.encode("x<LONGER>"), concat({t.encode("x"), {516}}));  // the longest token at a position wins
   EXPECT_FALSE(t.is_special(512));
   EXPECT_EQ(t.decode(std::vector<int32_t>{512, 516}), "<L><LONGER>");
+}
+
+TEST(Tokenizer, AddedTokenIdsAreAssignedAsOnLoadingInHuggingFace) {
+  nlohmann::json config = fixture_tokenizer_json();
+  std::string model_token;  // some multi-character token of the model vocabulary
+  for (const auto& [token, id] : config["model"]["vocab"].items())
+    if (token.size() >= 3 && token[0] != '<' && id.get<int>() > 300) model_token = token;
+  ASSERT_FALSE(model_token.empty());
+  const int32_t model_id = config["model"]["vocab"][model_token];
+  auto add = [&](const std::string& content, int file_id) {
+    config["added_tokens"].push_back({{"id", file_id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+                                      {"rstrip", false}, {"normalized", false}, {"special", true}});
+  };
+  add("<first>", 700);    // new: the next id after the model vocabulary, whatever the file says
+  add(model_token, 701);  // already in the model: keeps the model's id
+  add("<second>", 702);
+  const Tokenizer t = Tokenizer::from_json(config.dump());
+  EXPECT_EQ(t.token_to_id("<first>"), 512);
+  EXPECT_EQ(t.token_to_id(model_token), model_id);
+  EXPECT_EQ(t.token_to_id("<second>"), 513);
+  EXPECT_EQ(t.vocab_size(), 514);
+  EXPECT_EQ(t.encode("<second><first>"), (std::vector<int32_t>{513, 512}));
 }
 
 TEST(Tokenizer, ChatTemplateOfSmolLM2) {
