@@ -7,6 +7,7 @@
 #include "data/shuffle.h"
 #include "meganeura/data.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::data {
 
@@ -59,6 +60,7 @@ bool DataLoader::next(Batch& batch) {
     order_ = epoch_order(epoch_);
     return false;
   }
+  trace::Scope scope("next batch");
   const int64_t first = batch_ * options_.batch_size;
   const int64_t valid = std::min(options_.batch_size, dataset_->size - first);
   fill(batch, first, options_.pad_last ? options_.batch_size : valid, valid);

@@ -3,6 +3,7 @@
 
 #include "meganeura/data.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::data {
 
@@ -54,6 +55,7 @@ Dataset load_idx_dataset(const std::filesystem::path& images, const std::filesys
 }
 
 MnistData load_mnist(const std::filesystem::path& dir) {
+  trace::Scope scope("load_mnist", dir.string());
   if (!std::filesystem::is_directory(dir)) {
     throw Error("load_mnist('" + dir.string() + "'): not a directory; pass the folder that holds " +
                 "train-images-idx3-ubyte(.gz) and the other MNIST files");

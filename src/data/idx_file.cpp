@@ -10,6 +10,7 @@
 
 #include "meganeura/data.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::data {
 namespace {
@@ -110,6 +111,7 @@ int64_t IdxArray::element_count() const {
 }
 
 IdxArray read_idx(const std::filesystem::path& path) {
+  trace::Scope scope("read_idx", path.filename().string());
   IdxReader reader(path);
   uint8_t magic[4];
   reader.read_exactly(magic, 4, "header");
