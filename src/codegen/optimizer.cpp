@@ -13,7 +13,7 @@ namespace {
 
 const char* hyper_constants() {
   return "const uint LEARNING_RATE = 0u, BETA1 = 1u, BETA2 = 2u, EPS = 3u, WEIGHT_DECAY = 4u, MOMENTUM = 5u,\n"
-         "           STEP = 6u, GRAD_SCALE = 7u, CLIP_NORM = 8u;\n";
+         "           STEP = 6u, GRAD_SCALE = 7u, CLIP_NORM = 8u, BETA1_POWER = 9u, BETA2_POWER = 10u;\n";
 }
 
 }  // namespace
@@ -56,9 +56,8 @@ std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size) {
           << "  float m = beta1 * state0.data[i] + (1.0 - beta1) * g;\n"
           << "  float v = beta2 * state1.data[i] + (1.0 - beta2) * g * g;\n"
           << "  state0.data[i] = m;\n  state1.data[i] = v;\n"
-          << "  float t = hyper.data[STEP];\n"
-          << "  float m_hat = m / (1.0 - pow(beta1, t));\n"
-          << "  float v_hat = v / (1.0 - pow(beta2, t));\n"
+          << "  float m_hat = m / (1.0 - hyper.data[BETA1_POWER]);\n"
+          << "  float v_hat = v / (1.0 - hyper.data[BETA2_POWER]);\n"
           << "  parameter.data[i] = p - lr * m_hat / (sqrt(v_hat) + hyper.data[EPS]);\n";
       break;
   }
@@ -70,7 +69,7 @@ std::string optimizer_step_counter() {
   std::ostringstream out;
   out << "#version 450\nlayout(local_size_x = 1) in;\n\n"
       << "layout(std430, set = 0, binding = 0) buffer Hyperparameters { float data[]; } hyper;\n\n"
-      << hyper_constants() << "\nvoid main() { hyper.data[STEP] += 1.0; }\n";
+      << hyper_constants() << "\nvoid main() {\n  hyper.data[STEP] += 1.0;\n  hyper.data[BETA1_POWER] *= hyper.data[BETA1];\n  hyper.data[BETA2_POWER] *= hyper.data[BETA2];\n}\n";
   return out.str();
 }
 

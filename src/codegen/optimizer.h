@@ -26,6 +26,8 @@ enum Hyper : uint32_t {
   hyper_step,         // updates so far, incremented on the GPU by optimizer_step_counter()
   hyper_grad_scale,   // 1, or the global-norm clipping factor written by optimizer_clip_finish()
   hyper_clip_norm,
+  hyper_beta1_power,  // beta1^step and beta2^step, multiplied up on the GPU each step (a GLSL pow
+  hyper_beta2_power,  // is too coarse for 1 - beta2^t when beta2 is close to 1)
   hyper_count
 };
 
@@ -33,7 +35,7 @@ enum Hyper : uint32_t {
 uint32_t optimizer_state_buffers(const OptimizerSpec& spec);
 
 std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size);
-// One invocation: hyper[step] += 1.
+// One invocation: hyper[step] += 1 and the beta powers advance.
 std::string optimizer_step_counter();
 // One workgroup sums the squares of one gradient into partials[slot]; bindings 0 gradient,
 // 1 partials; push constants {uint count, uint slot}.

@@ -161,15 +161,14 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   plan.graph = graph;
   const auto& nodes = graph.nodes();
   const int32_t count = static_cast<int32_t>(nodes.size());
-  const std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse);
+  const bool inference = options.purpose == Purpose::inference;
+  const std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference);
 
   // Alias chains resolve to the node that owns the storage.
   std::vector<int32_t> owner(count);
   for (int32_t id = 0; id < count; ++id) {
     const Node& node = nodes[id];
-    const bool alias = node.op == Op::reshape || node.op == Op::stop_gradient ||
-                       (node.op == Op::cast && nodes[node.inputs[0]].dtype == node.dtype);
-    owner[id] = alias ? owner[node.inputs[0]] : id;
+    owner[id] = is_alias(graph, node, inference) ? owner[node.inputs[0]] : id;
   }
 
   // Buffers of their own: leaves, outputs and kept values (also when reached through an alias).

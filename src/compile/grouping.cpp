@@ -48,13 +48,14 @@ NodeRole node_role(const Node& node) {
 
 namespace {
 
-bool is_alias_cast(const Graph& graph, const Node& node) {
-  return node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype;
-}
-
 }  // namespace
 
-std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse) {
+bool is_alias(const Graph& graph, const Node& node, bool inference) {
+  return node.op == Op::reshape || node.op == Op::stop_gradient || (inference && node.op == Op::dropout) ||
+         (node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype);
+}
+
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference) {
   const auto& nodes = graph.nodes();
   const int32_t count = static_cast<int32_t>(nodes.size());
 
@@ -67,13 +68,18 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     stack.pop_back();
     if (needed[id]) continue;
     needed[id] = true;
+    // An alias needs only what it aliases (dropout's seed and step are unused at inference).
+    if (is_alias(graph, nodes[id], inference)) {
+      stack.push_back(nodes[id].inputs[0]);
+      continue;
+    }
     for (int32_t input : nodes[id].inputs) stack.push_back(input);
   }
 
   std::vector<NodeRole> role(count, NodeRole::leaf);
   for (int32_t id = 0; id < count; ++id) {
     if (!needed[id]) continue;
-    role[id] = is_alias_cast(graph, nodes[id]) ? NodeRole::alias : node_role(nodes[id]);
+    role[id] = is_alias(graph, nodes[id], inference) ? NodeRole::alias : node_role(nodes[id]);
   }
 
   // Consumers seen through aliases: a value read via a reshape still has that reader.

@@ -9,7 +9,7 @@
 //   a reduction (a prologue: sum(x * x) reads x * x as it goes);
 // - a matmul joins its pointwise consumer's group when the group's root has the matmul's shape and
 //   no reduction or other matmul is in it (an epilogue: bias, activation, residual).
-// Reshape, stop_gradient and same-type casts are aliases (no group).
+// Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +34,9 @@ struct Group {
 
 // Groups in an order that respects dependencies (ascending root id). Only nodes the outputs (and
 // `keep`) depend on are scheduled.
-std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse);
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference = false);
+
+// True for nodes that share their first input's storage instead of computing anything.
+bool is_alias(const Graph& graph, const Node& node, bool inference);
 
 }  // namespace meganeura::compile

@@ -191,7 +191,8 @@ void Session::set_optimizer(const OptimizerSpec& spec) {
       static_cast<float>(spec.learning_rate), static_cast<float>(spec.beta1), static_cast<float>(spec.beta2),
       static_cast<float>(spec.eps),           static_cast<float>(spec.weight_decay),
       static_cast<float>(spec.momentum),      0.0f,
-      1.0f,                                   static_cast<float>(spec.clip_global_norm)};
+      1.0f,                                   static_cast<float>(spec.clip_global_norm),
+      1.0f,                                   1.0f};
   s.hyper = std::make_unique<gpu::Buffer>(s.context, sizeof hyper_values, gpu::MemoryKind::DeviceLocal, "hyperparameters");
   gpu::upload(*s.hyper, 0, std::as_bytes(std::span(hyper_values)));
 

@@ -117,7 +117,9 @@ TEST_P(OpTest, ForwardMatchesReference) {
   Leaf leaf = [&](const std::string& name, Shape shape) { return g.input(name, std::move(shape)); };
   g.set_outputs({op.build(g, leaf)});
   const auto feeds = random_feeds(g, 11, op.int_high);
-  const auto reference_values = reference::run(g, feeds.reference, {.training = true});
+  reference::Options reference_options;
+  reference_options.training = true;
+  const auto reference_values = reference::run(g, feeds.reference, reference_options);
   SessionOptions options;
   options.optimize = false;
   Session session = runtime::build_session_for_caps(g, options, caps_variant(variant), false);
@@ -143,7 +145,10 @@ TEST_P(OpTest, GradientMatchesReference) {
   g.set_outputs({g.sum_all(out * g.constant(weights, out.shape()))});
   const auto feeds = random_feeds(g, 12, op.int_high);
   const GradientGraph d = differentiate(g);
-  const auto reference_values = reference::run(d.graph, feeds.reference, {.training = true, .seed = 3});
+  reference::Options reference_options;
+  reference_options.training = true;
+  reference_options.seed = 3;
+  const auto reference_values = reference::run(d.graph, feeds.reference, reference_options);
   SessionOptions options;
   options.seed = 3;
   options.optimize = false;
