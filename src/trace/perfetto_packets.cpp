@@ -18,6 +18,7 @@ constexpr uint32_t kTrackDescriptor = 60;
 constexpr uint32_t kFirstPacketOnSequence = 87;
 // message ClockSnapshot / ClockSnapshot.Clock
 constexpr uint32_t kSnapshotClocks = 1;
+constexpr uint32_t kSnapshotPrimaryTraceClock = 2;
 constexpr uint32_t kClockId = 1;
 constexpr uint32_t kClockTimestamp = 2;
 // message TrackDescriptor
@@ -56,7 +57,8 @@ ProtoWriter begin_packet(const PacketHeader& header) {
 }  // namespace
 
 std::string clock_snapshot_packet(const PacketHeader& header,
-                                  const std::vector<std::pair<uint32_t, uint64_t>>& clock_readings) {
+                                  const std::vector<std::pair<uint32_t, uint64_t>>& clock_readings,
+                                  uint32_t primary_clock) {
   ProtoWriter snapshot;
   for (const auto& [clock, timestamp] : clock_readings) {
     ProtoWriter reading;
@@ -64,6 +66,7 @@ std::string clock_snapshot_packet(const PacketHeader& header,
     reading.add_varint(kClockTimestamp, timestamp);
     snapshot.add_message(kSnapshotClocks, reading);
   }
+  if (primary_clock) snapshot.add_varint(kSnapshotPrimaryTraceClock, primary_clock);
   ProtoWriter packet = begin_packet(header);
   packet.add_message(kClockSnapshot, snapshot);
   return packet.take();

@@ -67,8 +67,10 @@ struct TrackEvent {
   std::vector<std::pair<std::string_view, std::string_view>> annotations = {};
 };
 
+// `primary_clock` (0: leave Perfetto's default, BOOTTIME) becomes the trace's time axis.
 std::string clock_snapshot_packet(const PacketHeader& header,
-                                  const std::vector<std::pair<uint32_t, uint64_t>>& clock_readings);
+                                  const std::vector<std::pair<uint32_t, uint64_t>>& clock_readings,
+                                  uint32_t primary_clock = 0);
 std::string track_descriptor_packet(const PacketHeader& header, const TrackDescriptor& track);
 std::string track_event_packet(const PacketHeader& header, const TrackEvent& event);
 

@@ -220,8 +220,10 @@ class Recorder {
       snapshot.sequence_flags = kSeqIncrementalStateCleared;
       snapshot.first_on_sequence = true;
     }
+    // MONOTONIC as the trace's time axis: the UI shows now_ns() values unconverted.
     write_packet_locked(clock_snapshot_packet(
-        snapshot, {{kClockBoottime, boottime}, {kClockMonotonic, monotonic}, {kClockRealtime, realtime}}));
+        snapshot, {{kClockBoottime, boottime}, {kClockMonotonic, monotonic}, {kClockRealtime, realtime}},
+        kClockMonotonic));
   }
 
   ThreadTrack& thread_track_locked() {

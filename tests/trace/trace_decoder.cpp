@@ -115,6 +115,8 @@ DecodedTrace decode_trace(const std::filesystem::path& file) {
     } else if (where == "debug_annotations") {
       if (key == "name") annotation_name = value;
       if (key == "string_value") annotation_value = value;
+    } else if (where == "clock_snapshot") {
+      if (key == "primary_trace_clock") packet->primary_clock = value;
     } else if (where == "clocks") {
       if (key == "clock_id") clock_id = static_cast<uint32_t>(number());
       if (key == "timestamp") packet->clocks[clock_id] = number();

@@ -33,6 +33,7 @@ struct DecodedPacket {
 
   // clock_snapshot: clock id → reading
   std::map<uint32_t, uint64_t> clocks;
+  std::string primary_clock;  // "BUILTIN_CLOCK_MONOTONIC", ...
 };
 
 struct DecodedTrace {

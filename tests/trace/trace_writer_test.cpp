@@ -65,7 +65,8 @@ TEST(TraceWriter, CpuScopesNestWithNamesAndLabels) {
   ASSERT_TRUE(first.clocks.count(kMonotonic));
   EXPECT_GE(first.clocks.at(kMonotonic), before);
   EXPECT_LE(first.clocks.at(kMonotonic), after);
-  EXPECT_TRUE(first.clocks.count(6));  // BOOTTIME, the default trace clock
+  EXPECT_TRUE(first.clocks.count(6));  // BOOTTIME, Perfetto's default trace clock
+  EXPECT_EQ(first.primary_clock, "BUILTIN_CLOCK_MONOTONIC");
 
   const DecodedPacket* process = find_process_track(decoded);
   ASSERT_NE(process, nullptr);
