@@ -129,6 +129,10 @@ struct ParameterSpec {
   std::vector<int64_t> shape;
 };
 
+class Graph;
+// The name and shape of every parameter of a graph (meganeura/graph.h), in creation order.
+std::vector<ParameterSpec> parameter_specs(const Graph& graph);
+
 // How checkpoint tensors become parameters.
 struct WeightMapping {
   // Applied in order to each checkpoint name: every occurrence of `first` becomes `second`.
@@ -161,6 +165,8 @@ class SafeTensorsModel {
   // missing, unexpected and shape-mismatched tensors together.
   std::map<std::string, std::vector<float>> load(const std::vector<ParameterSpec>& expected,
                                                  const WeightMapping& mapping = {}) const;
+  // The same for every parameter of a graph: load(graph, mapping) == load(parameter_specs(graph), mapping).
+  std::map<std::string, std::vector<float>> load(const Graph& graph, const WeightMapping& mapping = {}) const;
 
  private:
   SafeTensorsModel(std::string directory, ShardedSafeTensors tensors);

@@ -282,3 +282,29 @@ TEST(Hub, DownloadCommandPrintsTheSnapshotFolder) {
   const int status = std::system(failing.c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 }
+
+TEST(Hub, ReusesACacheLaidOutByThePythonTools) {
+  FakeHub hub;
+  TinyRepo repo(hub);
+  hub.start();
+  const auto options = hub.options();
+  const std::string commit = hub::list_files("org/tiny", "main", options).commit;
+  hub.clear_log();
+  // What huggingface_hub leaves behind: the blob named by its SHA-256, a relative symlink in the
+  // snapshot, and refs/main holding the commit without a newline.
+  const fs::path folder = fs::path(hub.cache_dir()) / "models--org--tiny";
+  const std::string etag = sha256_hex(repo.weights_file);
+  fs::create_directories(folder / "blobs");
+  fs::create_directories(folder / "snapshots" / commit);
+  fs::create_directories(folder / "refs");
+  std::ofstream(folder / "blobs" / etag, std::ios::binary) << repo.weights_file;
+  fs::create_symlink(fs::path("../../blobs") / etag, folder / "snapshots" / commit / "model.safetensors");
+  std::ofstream(folder / "refs" / "main") << commit;
+
+  const fs::path weights = hub::download_file("org/tiny", "model.safetensors", "main", options);
+  EXPECT_EQ(weights, folder / "snapshots" / commit / "model.safetensors");
+  EXPECT_EQ(hub.requests(), (std::vector<std::string>{"HEAD /org/tiny/resolve/main/model.safetensors -"}));
+  hub.clear_log();
+  EXPECT_EQ(hub::download_file("org/tiny", "model.safetensors", commit, options), weights.string());
+  EXPECT_TRUE(hub.requests().empty());
+}

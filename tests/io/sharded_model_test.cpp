@@ -4,6 +4,7 @@
 
 #include "io_test_util.h"
 #include "meganeura/error.h"
+#include "meganeura/graph.h"
 #include "meganeura/safetensors.h"
 
 using namespace meganeura;
@@ -132,4 +133,25 @@ TEST(SafeTensorsModel, LoadsTheFixtureCompletely) {
   const auto params = model.load(expected, mapping);
   EXPECT_EQ(params.size(), 20u);
   EXPECT_EQ(params.at("model.embed_tokens.weight")[0], 0.357421875f);
+}
+
+TEST(SafeTensorsModel, LoadsTheParametersOfAGraph) {
+  ScratchDir dir;
+  const auto weight = testing_io::random_floats(3 * 4, 31);  // stored [out=3, in=4]
+  const auto bias = testing_io::random_floats(3, 32);
+  save_safetensors(dir.file("model.safetensors"), {tensor_view("fc.weight", {3, 4}, weight), tensor_view("fc.bias", {3}, bias)});
+  Graph graph;
+  auto x = graph.input("x", {2, 4});
+  auto w = graph.parameter("fc.weight", {4, 3});  // [in, out]
+  auto b = graph.parameter("fc.bias", {3});
+  graph.set_outputs({graph.matmul(x, w) + b});
+  ASSERT_EQ(parameter_specs(graph).size(), 2u);
+  EXPECT_EQ(parameter_specs(graph)[0].shape, (std::vector<int64_t>{4, 3}));
+
+  WeightMapping mapping;
+  mapping.transpose = {"*.weight"};
+  const auto params = SafeTensorsModel::open(dir.path().string()).load(graph, mapping);
+  EXPECT_EQ(params.at("fc.bias"), bias);
+  for (int out = 0; out < 3; ++out)
+    for (int in = 0; in < 4; ++in) EXPECT_EQ(params.at("fc.weight")[in * 3 + out], weight[out * 4 + in]);
 }
