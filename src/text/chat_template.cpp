@@ -120,6 +120,16 @@ std::string strip(std::string_view s, bool left, bool right) {
   return std::string(s.substr(begin, end - begin));
 }
 
+// Byte offsets where each character of a UTF-8 string starts, then its size: template strings
+// are Python strings, indexed and measured in characters.
+std::vector<size_t> character_starts(const std::string& s) {
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) starts.push_back(i);
+  starts.push_back(s.size());
+  return starts;
+}
+
 // ---- the template's tags ------------------------------------------------------------------------
 
 struct Tag {
@@ -172,10 +182,14 @@ std::vector<Tag> split_tags(std::string_view source) {
     if (marker == '-') {
       text = strip(text, false, true);
     } else if (kind != '{' && marker != '+') {
-      const size_t newline = text.rfind('\n');
-      const std::string_view line = newline == std::string::npos ? std::string_view(text) : std::string_view(text).substr(newline + 1);
-      const bool at_line_start = newline != std::string::npos || pos == 0;
-      if (at_line_start && line.find_first_not_of(" \t") == std::string_view::npos) text.resize(text.size() - line.size());
+      // Whether the tag starts its line is a question about the source, before trim_blocks took
+      // the newline away.
+      const std::string_view raw = source.substr(pos, open - pos);
+      const size_t newline = raw.rfind('\n');
+      const std::string_view line = newline == std::string_view::npos ? raw : raw.substr(newline + 1);
+      const bool at_line_start = newline != std::string_view::npos || pos == 0;
+      if (at_line_start && line.find_first_not_of(" \t") == std::string_view::npos)
+        text.resize(text.size() - std::min(line.size(), text.size()));
     }
     if (marker == '-' || marker == '+') ++inner_begin;
     if (!text.empty()) tags.push_back({Tag::Kind::Text, text});
@@ -511,11 +525,13 @@ class Evaluator {
   static Value item(const Value& v, const Value& index) {
     if (v.kind == Value::Kind::Dict && index.kind == Value::Kind::String) return attribute(v, index.string);
     if ((v.kind == Value::Kind::List || v.kind == Value::Kind::String) && is_number(index)) {
-      const int64_t size = v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : static_cast<int64_t>(v.string.size());
+      const std::vector<size_t> starts = v.kind == Value::Kind::String ? character_starts(v.string) : std::vector<size_t>();
+      const int64_t size = v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : static_cast<int64_t>(starts.size()) - 1;
       int64_t i = number(index);
       if (i < 0) i += size;
       if (i < 0 || i >= size) return Value();  // Jinja yields undefined, not an error
-      return v.kind == Value::Kind::List ? (*v.list)[static_cast<size_t>(i)] : Value::of(v.string.substr(static_cast<size_t>(i), 1));
+      if (v.kind == Value::Kind::List) return (*v.list)[static_cast<size_t>(i)];
+      return Value::of(v.string.substr(starts[static_cast<size_t>(i)], starts[static_cast<size_t>(i) + 1] - starts[static_cast<size_t>(i)]));
     }
     if (v.kind == Value::Kind::Undefined) fail("subscript of an undefined value");
     fail("subscript of a value of this type with this index");
@@ -523,7 +539,8 @@ class Evaluator {
 
   static Value slice_of(const Value& v, const Value& start, const Value& stop) {
     if (v.kind != Value::Kind::List && v.kind != Value::Kind::String) fail("slicing a value that is not a list or string");
-    const int64_t size = v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : static_cast<int64_t>(v.string.size());
+    const std::vector<size_t> starts = v.kind == Value::Kind::String ? character_starts(v.string) : std::vector<size_t>();
+    const int64_t size = v.kind == Value::Kind::List ? static_cast<int64_t>(v.list->size()) : static_cast<int64_t>(starts.size()) - 1;
     auto bound = [&](const Value& b, int64_t fallback) {
       if (b.kind == Value::Kind::Undefined || b.kind == Value::Kind::None) return fallback;
       if (!is_number(b)) fail("a slice bound that is not an integer");
@@ -532,7 +549,10 @@ class Evaluator {
       return std::clamp<int64_t>(i, 0, size);
     };
     const int64_t begin = bound(start, 0), end = std::max(begin, bound(stop, size));
-    if (v.kind == Value::Kind::String) return Value::of(v.string.substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin)));
+    if (v.kind == Value::Kind::String) {
+      const size_t from = starts[static_cast<size_t>(begin)], to = starts[static_cast<size_t>(end)];
+      return Value::of(v.string.substr(from, to - from));
+    }
     return Value::of(List(v.list->begin() + begin, v.list->begin() + end));
   }
 
@@ -556,14 +576,14 @@ class Evaluator {
     if (!args.empty()) fail("the filter '|" + name + "' with arguments");
     if (name == "trim") return Value::of(strip(to_text(v), true, true));
     if (name == "string") return Value::of(to_text(v));
-    if (name == "upper" || name == "lower") {
+    if (name == "upper" || name == "lower") {  // ASCII letters only: role names, not prose
       std::string s = to_text(v);
       for (char& c : s) c = static_cast<char>(name == "upper" ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
       return Value::of(std::move(s));
     }
     if (name == "length" || name == "count") {
       if (v.kind == Value::Kind::List) return Value::of(static_cast<int64_t>(v.list->size()));
-      if (v.kind == Value::Kind::String) return Value::of(static_cast<int64_t>(v.string.size()));
+      if (v.kind == Value::Kind::String) return Value::of(static_cast<int64_t>(character_starts(v.string).size() - 1));
       if (v.kind == Value::Kind::Dict) return Value::of(static_cast<int64_t>(v.dict->size()));
       fail("'|length' of a value that has no length");
     }
@@ -632,6 +652,7 @@ struct Node {
   enum class Kind { Text, Output, If, For, Set } kind = Kind::Text;
   std::string text;               // Text
   std::vector<Token> expression;  // Output, For (the iterable), Set (the value)
+  std::vector<Token> filter;      // For: the optional `if` condition on items
   std::string target;             // For: loop variable; Set: variable
   std::string attribute;          // Set: `set ns.attribute = ...`
   std::vector<std::pair<std::vector<Token>, std::vector<Node>>> branches;  // If: condition and body
@@ -701,6 +722,19 @@ std::vector<Node> parse_block(const std::vector<Tag>& tags, size_t& i, std::init
         fail("{% for %} other than 'for NAME in EXPRESSION'");
       node.target = tokens[1].text;
       node.expression = tokens_after(tokens, 3);
+      // `for x in items if condition`: the condition filters items (a top-level `if`, no `else`).
+      int depth = 0;
+      for (size_t at = 0; at < node.expression.size(); ++at) {
+        const Token& token = node.expression[at];
+        if (token.kind == Token::Kind::Op && (token.text == "(" || token.text == "[")) ++depth;
+        if (token.kind == Token::Kind::Op && (token.text == ")" || token.text == "]")) --depth;
+        if (depth == 0 && token.kind == Token::Kind::Name && token.text == "if") {
+          node.filter = tokens_after(node.expression, at + 1);
+          node.expression.resize(at);
+          node.expression.push_back({Token::Kind::End, "", 0});
+          break;
+        }
+      }
       node.body = parse_block(tags, i, {"else", "endfor"});
       if (i >= tags.size()) fail("{% for %} without {% endfor %}");
       if (statement_keyword(tags[i++]) == "else") {
@@ -772,6 +806,15 @@ void render(const std::vector<Node>& nodes, Scopes& scopes, std::string& out) {
           for (const auto& [key, unused] : *iterable.dict) items.push_back(Value::of(key));
         } else if (iterable.kind != Value::Kind::Undefined && iterable.kind != Value::Kind::None) {
           fail("{% for %} over a value that is not a list");
+        }
+        if (!node.filter.empty()) {
+          List kept;
+          for (Value& item : items) {
+            scopes.push_back(Dict{{node.target, item}});
+            if (truthy(evaluate_all(node.filter, scopes))) kept.push_back(std::move(item));
+            scopes.pop_back();
+          }
+          items = std::move(kept);
         }
         if (items.empty()) {
           render(node.otherwise, scopes, out);

@@ -269,6 +269,43 @@ TEST(Tokenizer, ChatTemplateWhitespaceControlAndExpressions) {
   EXPECT_EQ(t.apply_chat_template(chat, false), "USER: a\nASSISTANT: b\nUSER: c\nusers=2 last=c ok");
 }
 
+TEST(Tokenizer, ChatTemplateBlocksOnTheirOwnLines) {
+  // transformers renders with trim_blocks and lstrip_blocks: indented block tags on their own lines
+  // leave no trace; strings index and slice by character.
+  nlohmann::json config;
+  config["chat_template"] =
+      "{% for m in messages if m.role != 'tool' %}\n"
+      "  {% if m.role == 'system' %}\n"
+      "[SYS] {{ m.content }}\n"
+      "  {% else %}\n"
+      "[{{ loop.index }}/{{ loop.length }}] {{ m.role }}: {{ m.content[:3] }}|{{ m.content[-2:] }}|{{ m.content | length }}\n"
+      "  {% endif %}\n"
+      "{% endfor %}\n"
+      "{% if add_generation_prompt %}{{ '[' ~ (messages | length + 1) ~ ']' }}{% endif %}";
+  const Tokenizer t = Tokenizer::from_json(read_text(kFixtureDir / "tokenizer.json"), config.dump());
+  const std::vector<meganeura::ChatMessage> chat = {{"system", "S"}, {"tool", "ignored"}, {"user", "ünïcödé"}};
+  EXPECT_EQ(t.apply_chat_template(chat, true), "[SYS] S\n[2/2] user: ünï|dé|7\n[4]");
+}
+
+TEST(Tokenizer, ChatTemplateWithRoleChecks) {
+  // The shape of Gemma's and Llama 2's templates: roles must alternate, checked in the template.
+  nlohmann::json config;
+  config["chat_template"] =
+      "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+      "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+      "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+      "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+      "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+      "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+  config["bos_token"] = "<|endoftext|>";
+  const Tokenizer t = Tokenizer::from_json(read_text(kFixtureDir / "tokenizer.json"), config.dump());
+  const std::vector<meganeura::ChatMessage> chat = {{"user", " Hi \n"}, {"assistant", "Hello"}};
+  EXPECT_EQ(t.apply_chat_template(chat, true),
+            "<|endoftext|><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n");
+  const std::vector<meganeura::ChatMessage> twice = {{"user", "a"}, {"user", "b"}};
+  EXPECT_NE(error_message([&] { t.apply_chat_template(twice, true); }).find("roles must alternate"), std::string::npos);
+}
+
 TEST(Tokenizer, ChatTemplateErrors) {
   const std::string tokenizer_json = read_text(kFixtureDir / "tokenizer.json");
   const std::vector<meganeura::ChatMessage> chat = {{"user", "hi"}};
