@@ -183,8 +183,50 @@ ClassInfo NnEGraph::compute(const ENode& node) const {
     ci.constant = decode(node.attr).value;
   } else if ((op == Op::broadcast_to || op == Op::reshape) && !node.children.empty()) {
     ci.constant = info(node.children[0]).constant;
+  } else if (op_category(op) == OpCategory::pointwise && ci.type.dtype != DType::i32) {
+    ci.constant = fold(op, decode(node.attr), node.children);
   }
   return ci;
+}
+
+std::optional<double> NnEGraph::fold(Op op, const Attrs& attrs, const std::vector<ClassId>& children) const {
+  std::vector<double> v;
+  for (ClassId c : children) {
+    const ClassInfo& ci = info(c);
+    if (!ci.constant || ci.type.dtype == DType::i32) return std::nullopt;
+    v.push_back(*ci.constant);
+  }
+  double r;
+  switch (op) {
+    case Op::add: r = v[0] + v[1]; break;
+    case Op::sub: r = v[0] - v[1]; break;
+    case Op::mul: r = v[0] * v[1]; break;
+    case Op::div: r = v[0] / v[1]; break;
+    case Op::neg: r = -v[0]; break;
+    case Op::recip: r = 1.0 / v[0]; break;
+    case Op::sqrt: r = std::sqrt(v[0]); break;
+    case Op::rsqrt: r = 1.0 / std::sqrt(v[0]); break;
+    case Op::exp: r = std::exp(v[0]); break;
+    case Op::log: r = std::log(v[0]); break;
+    case Op::pow: r = std::pow(v[0], attrs.exponent); break;
+    default: return std::nullopt;
+  }
+  if (!std::isfinite(r)) return std::nullopt;
+  return r;
+}
+
+void NnEGraph::modify(egraph::EGraph& graph, ClassId cls) {
+  // A scalar class whose value is known gets the scalar leaf, so no kernel computes it.
+  const ClassInfo ci = info_[cls];
+  if (!ci.valid || !ci.constant || !ci.type.shape.empty() || ci.type.dtype == DType::i32) return;
+  Attrs attrs;
+  attrs.value = *ci.constant;
+  attrs.dtype = ci.type.dtype;
+  graph.merge(cls, add(Op::scalar, attrs, {}));
+}
+
+ClassId NnEGraph::add(Op op, const Attrs& attrs, std::vector<ClassId> children) {
+  return egraph_.add({static_cast<egraph::OpId>(op), encode(op, attrs), std::move(children)});
 }
 
 void NnEGraph::make(const egraph::EGraph&, const ENode& node, ClassId fresh) {
@@ -205,6 +247,15 @@ bool NnEGraph::merge(ClassId into, ClassId from) {
     changed = true;
   }
   return changed;
+}
+
+bool NnEGraph::refine(const egraph::EGraph&, const ENode& node, ClassId cls) {
+  // Only constants can appear later (a child merged with a constant class).
+  if (info_[cls].constant || !info_[cls].valid) return false;
+  ClassInfo fresh = compute(node);
+  if (!fresh.valid || !fresh.constant) return false;
+  info_[cls].constant = fresh.constant;
+  return true;
 }
 
 // ---- guards -------------------------------------------------------------------------------------

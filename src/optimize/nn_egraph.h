@@ -45,6 +45,13 @@ class NnEGraph : private egraph::Analysis {
   // The type `node` computes from its children's classes; nullopt when shape inference rejects it.
   std::optional<TensorType> node_type(const egraph::ENode& node) const;
 
+  // Adds a node built from graph terms (attributes encoded canonically); returns its class.
+  egraph::ClassId add(Op op, const Attrs& attrs, std::vector<egraph::ClassId> children);
+  // Rewrites whose right side is computed from shapes (reshapes that flatten batch dims), which the
+  // rules file cannot spell: batched weight gradients summed over the batch become one matmul over
+  // the flattened batch, and two leading-axis sums become one.
+  std::vector<egraph::Rule> computed_rules();
+
   // Guards the rules file may use: same-shape, is-const, last-axis, vector-over-last, rank,
   // swaps-last-two, inverse-perms, bias-for, root-same-shape, is-float.
   void register_guards(egraph::GuardRegistry* guards) const;
@@ -60,7 +67,10 @@ class NnEGraph : private egraph::Analysis {
   void canonicalize(egraph::EGraph& graph, egraph::ENode& node) override;
   void make(const egraph::EGraph& graph, const egraph::ENode& node, egraph::ClassId fresh) override;
   bool merge(egraph::ClassId into, egraph::ClassId from) override;
+  bool refine(const egraph::EGraph& graph, const egraph::ENode& node, egraph::ClassId cls) override;
   ClassInfo compute(const egraph::ENode& node) const;
+  std::optional<double> fold(Op op, const Attrs& attrs, const std::vector<egraph::ClassId>& children) const;
+  void modify(egraph::EGraph& graph, egraph::ClassId cls) override;
 
   const Graph& source_;
   egraph::EGraph egraph_;

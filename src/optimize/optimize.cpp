@@ -77,6 +77,7 @@ OptimizeResult optimize(const Graph& graph, const OptimizeOptions& options) {
   egraph::GuardRegistry guards;
   eg.register_guards(&guards);
   std::vector<egraph::Rule> rules = egraph::parse_rules(eg.egraph(), optimize_rules_text, guards);
+  for (egraph::Rule& r : eg.computed_rules()) rules.push_back(std::move(r));
   if (!options.extra_rules.empty()) {
     for (egraph::Rule& r : egraph::parse_rules(eg.egraph(), options.extra_rules, guards)) rules.push_back(std::move(r));
   }

@@ -254,3 +254,36 @@ TEST(NnRules, ReportAndLimits) {
   options.extra_rules = "(rewrite (mul ?x (frobnicate ?x)) ?x)";
   EXPECT_THROW(meganeura::optimize(g, options), meganeura::Error);
 }
+
+TEST(NnRules, BatchedWeightGradientBecomesOneMatmul) {
+  Graph g;
+  auto dy = g.input("dy", {3, 5, 4});
+  auto x = g.input("x", {3, 5, 6});
+  auto r = run(g, {g.sum(g.matmul(dy, x, /*transpose_a=*/true), 0)});
+  EXPECT_EQ(count(r.graph, Op::sum), 0u);
+  ASSERT_EQ(count(r.graph, Op::matmul), 1u);
+  const auto& out = r.graph.node(r.graph.outputs()[0]);
+  EXPECT_EQ(out.op, Op::matmul);
+  EXPECT_EQ(out.shape, (meganeura::Shape{4, 6}));
+  // Summing over another axis is a different computation.
+  Graph h;
+  auto dy2 = h.input("dy", {3, 5, 4});
+  auto x2 = h.input("x", {3, 5, 6});
+  auto r2 = run(h, {h.sum(h.matmul(dy2, x2, true), 1)});
+  EXPECT_EQ(count(r2.graph, Op::sum), 1u);
+}
+
+TEST(NnRules, ScalarArithmeticIsFolded) {
+  Graph g;
+  auto x = g.input("x", {3, 4});
+  auto scale = g.recip(g.sqrt(g.scalar(16.0)));  // 0.25, computed by no kernel
+  auto r = run(g, {x * scale, g.sum(g.sum(g.input("y", {2, 3, 4}), 0), 0)});
+  EXPECT_EQ(count(r.graph, Op::recip), 0u);
+  EXPECT_EQ(count(r.graph, Op::sqrt), 0u);
+  EXPECT_EQ(count(r.graph, Op::sum), 1u);  // the two leading-axis sums became one
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::scalar) {
+      EXPECT_DOUBLE_EQ(n.attrs.value, 0.25);
+    }
+  }
+}
