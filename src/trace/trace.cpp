@@ -66,6 +66,7 @@ class Recorder {
 
   void start(const std::string& path) {
     std::lock_guard lock(mutex_);
+    detail::state.store(detail::kOff);  // stays off if the new file cannot be created
     if (file_) finish_locked();
     start_locked(path);
   }

@@ -287,6 +287,7 @@ TEST(TraceWriter, ReversedGpuSliceIsAnError) {
 
 TEST(TraceWriter, UnwritablePathIsAnError) {
   TempDir dir;
+  trace::start((dir / "running.pftrace").string());
   const auto path = dir / "missing-folder" / "t.pftrace";
   try {
     trace::start(path.string());
