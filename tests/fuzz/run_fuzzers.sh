@@ -28,10 +28,13 @@ build() {
   fi
 }
 
-build fuzz_safetensors "$src/tests/fuzz/fuzz_safetensors.cpp" "$src"/src/io/*.cpp "$src/src/common/error.cpp"
+io=("$src"/src/io/{safetensors_header,safetensors_file,mapped_file,dtype}.cpp)
+build fuzz_safetensors "$src/tests/fuzz/fuzz_safetensors.cpp" "${io[@]}" "$src/src/common/error.cpp"
 targets=(safetensors)
 if [ -f "$src/src/data/idx_file.cpp" ]; then
-  build fuzz_idx "$src/tests/fuzz/fuzz_idx.cpp" "$src/src/data/idx_file.cpp" "$src/src/common/error.cpp" -lz
+  # The reader records trace scopes; the trace writer is self-contained.
+  build fuzz_idx "$src/tests/fuzz/fuzz_idx.cpp" "$src/src/data/idx_file.cpp" "$src"/src/trace/*.cpp \
+    "$src/src/common/error.cpp" -lz -pthread
   targets+=(idx)
 fi
 
