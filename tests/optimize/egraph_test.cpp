@@ -339,3 +339,16 @@ TEST(Runner, DeterministicAcrossRuns) {
   EXPECT_EQ(first.size(), std::string("(+ a (+ b c))").size());
   for (int i = 0; i < 3; ++i) EXPECT_EQ(once(), first);
 }
+
+TEST(EGraph, AnalysisReachesParentsWhenAChildLearnsAFact) {
+  ConstFold fold;
+  eg::EGraph g(&fold);
+  ClassId sum = add_expr(g, "(* (+ a 2) 10)");
+  EXPECT_FALSE(fold.value[g.find(sum)].has_value());
+  g.merge(add_expr(g, "a"), add_expr(g, "3"));  // a is 3
+  g.rebuild();
+  ASSERT_TRUE(fold.value[g.find(sum)].has_value());
+  EXPECT_EQ(*fold.value[g.find(sum)], 50.0);
+  EXPECT_EQ(g.find(sum), g.find(add_expr(g, "50")));  // modify added the folded literal
+  EXPECT_EQ(best(g, sum), "50");
+}

@@ -160,3 +160,18 @@ TEST(WholeGraph, TrainingGraphIsDeterministic) {
   EXPECT_EQ(train_both_ways(b).optimized.dump(), first);
   EXPECT_EQ(train_both_ways(a).optimized.dump(), first);
 }
+
+// Thirty blocks, as in SmolLM2-135M: the same fusions in every block, and optimization stays fast
+// (the bench measures the full-size graph; shapes do not change the optimizer's work).
+TEST(WholeGraph, ThirtyBlocksFuseEveryBlockQuickly) {
+  Graph g = build_decoder(std::vector<Block>(30));
+  Trained t = train_both_ways(g);
+  EXPECT_EQ(t.forward_report.fused("rms_norm"), 61u);
+  EXPECT_EQ(t.forward_report.fused("swiglu"), 30u);
+  EXPECT_EQ(count(t.optimized, Op::rms_norm), 61u);
+  EXPECT_EQ(count(t.optimized, Op::swiglu), 30u);
+  EXPECT_EQ(t.whole_report.stop_reason, "saturated");
+  EXPECT_LT(t.whole_report.dispatches_after, t.whole_report.dispatches_before);
+  // Generous bound: the suite runs on a shared 2-core machine in a debug-info build.
+  EXPECT_LT(t.forward_report.milliseconds + t.whole_report.milliseconds, 3000.0);
+}
