@@ -26,7 +26,8 @@
 //   `cache` with positions [offset, offset + S) of dim 2 replaced by `update`; a Session makes its
 //   output alias the `cache` input's buffer. Attention then reads the whole cache
 //   [B, Hkv, Smax, D] with `position_offset` = offset: query i sits at position offset + i and keys
-//   at positions >= offset + S (not written yet) are always masked, causal or not.
+//   at positions >= offset + S (not written yet) are always masked, causal or not. A query row that
+//   sees no key at all yields zeros. attrs.scale 0 means 1/sqrt(D).
 // - rope works on [..., S, D] (usually [B, H, S, D]) with Hugging Face's half-split pairing
 //   (rotate_half: element i pairs with i + D/2), frequencies theta^(-2i/D), and an i32 input of
 //   shape [] or [1] giving the position of row 0, so decoding can start anywhere.
@@ -104,9 +105,9 @@ struct Attrs {
   int64_t num_kv_heads = 0;
   int64_t ignore_index = 0;
   DType dtype = DType::f32;   // cast: target dtype
-  std::vector<int64_t> ints;  // reshape/broadcast_to: shape; permute: perm; slice: {begin, end};
+  std::vector<int64_t> ints = {};  // reshape/broadcast_to: shape; permute: perm; slice: {begin, end};
                               // conv/pool: see Conv2dOptions / Pool2dOptions
-  std::string label;          // free text for fused ops (shown in dumps, part of equality)
+  std::string label = {};     // free text for fused ops (shown in dumps, part of equality)
 
   bool operator==(const Attrs&) const = default;
   size_t hash() const;
@@ -153,13 +154,13 @@ bool dropout_keep(uint32_t seed, uint32_t step, uint32_t index, double p);
 
 struct Node {
   Op op = Op::input;
-  std::vector<int32_t> inputs;  // ids of earlier nodes
-  Attrs attrs;
-  Shape shape;
+  std::vector<int32_t> inputs = {};  // ids of earlier nodes
+  Attrs attrs = {};
+  Shape shape = {};
   DType dtype = DType::f32;
-  std::string name;             // required for input/parameter; optional elsewhere; unique
-  Init init;                    // parameters
-  std::vector<float> data;      // constants (row-major, num_elements(shape) values)
+  std::string name = {};        // required for input/parameter; optional elsewhere; unique
+  Init init = {};               // parameters
+  std::vector<float> data = {};  // constants (row-major, num_elements(shape) values)
   bool trainable = false;       // parameters: receives a gradient in training
 };
 
@@ -302,7 +303,8 @@ class Graph {
   Tensor conv2d_grad_input(Tensor dy, Tensor weight, Conv2dOptions options, std::array<int64_t, 2> input_hw);
   Tensor conv2d_grad_weight(Tensor x, Tensor dy, Conv2dOptions options, std::array<int64_t, 2> kernel_hw);
   Tensor max_pool2d(Tensor x, Pool2dOptions options = {});
-  Tensor max_pool2d_grad(Tensor x, Tensor dy, Pool2dOptions options = {});  // to the forward argmax
+  // Routes dy to each window's forward argmax (the first maximum on ties).
+  Tensor max_pool2d_grad(Tensor x, Tensor dy, Pool2dOptions options = {});
   Tensor avg_pool2d(Tensor x, Pool2dOptions options = {});
   Tensor avg_pool2d_grad(Tensor dy, Pool2dOptions options, std::array<int64_t, 2> input_hw);
   Tensor upsample_nearest2x(Tensor x);       // [N, C, H, W] → [N, C, 2H, 2W]
@@ -380,7 +382,7 @@ std::string to_string(const Graph& graph);  // same as graph.dump()
 // exposed for passes that reason about nodes before adding them (the e-graph's analysis). Throws
 // Error naming the op, the operand shapes and the rule violated. Not for leaves.
 struct TensorType {
-  Shape shape;
+  Shape shape = {};
   DType dtype = DType::f32;
 };
 TensorType infer_type(Op op, const Attrs& attrs, const std::vector<TensorType>& inputs);

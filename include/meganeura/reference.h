@@ -28,9 +28,13 @@ using Feeds = std::map<std::string, std::vector<double>>;
 struct Options {
   bool training = true;  // false: dropout is the identity (as in inference sessions)
   uint64_t seed = 0;     // parameters not fed get initial_values(init, shape, parameter_seed(seed, name))
+  // Nodes to compute; empty means every node. Otherwise only these and what they depend on are
+  // evaluated (the other values stay empty), and inputs they do not need may go unfed — what
+  // finite-difference loops want when they re-run only the forward pass.
+  std::vector<int32_t> targets = {};
 };
 
-// Runs every node of the graph. Every input must be fed (Error otherwise); parameters may be fed,
+// Runs every node of the graph (or options.targets and their dependencies). Every needed input must be fed (Error otherwise); parameters may be fed,
 // else they take their initial values. Feeding a name that is no input or parameter, or the wrong
 // number of values, is an Error. Data errors (an id outside the embedding table, a label outside
 // [0, C), a KV-cache write past the end) are Errors naming the op and the offending value.

@@ -96,8 +96,18 @@ Values run(const Graph& graph, const Feeds& feeds, const Options& options) {
     if (n.op != Op::input && n.op != Op::parameter)
       throw Error("reference::run: feed \"" + name + "\" names a " + op_name(n.op) + " node; only inputs and parameters can be fed");
   }
+  // Which nodes to compute: the targets and, walking back in topological order, their inputs.
+  std::vector<bool> needed(graph.size(), options.targets.empty());
+  for (int32_t id : options.targets) {
+    graph.node(id);  // Error on an id out of range
+    needed[static_cast<size_t>(id)] = true;
+  }
+  for (size_t i = graph.size(); i-- > 0;)
+    if (needed[i])
+      for (int32_t in : graph.nodes()[i].inputs) needed[static_cast<size_t>(in)] = true;
   Values values(graph.size());
   for (size_t i = 0; i < graph.size(); ++i) {
+    if (!needed[i]) continue;
     const Node& n = graph.nodes()[i];
     std::vector<double>& out = values[i];
     switch (n.op) {

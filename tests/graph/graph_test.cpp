@@ -174,13 +174,19 @@ TEST(Graph, DumpListsOneLinePerNode) {
   Tensor y = g.matmul(x, w, false, true);
   Tensor s = g.sum(y, 1, true);
   g.set_name(s, "total");
-  g.set_outputs({s});
+  Tensor c = g.constant({1, 2.5f, 3, 4, 5}, {5});
+  Tensor ids = g.input("ids", {2}, DType::i32);
+  g.set_outputs({s, g.embedding(g.reshape(c, {5, 1}), ids)});
   EXPECT_EQ(g.dump(),
             "%0 = input() : [4, 3] f32 \"x\"\n"
             "%1 = parameter() init=normal(0, 0.02) : [5, 3] f32 \"w\"\n"
             "%2 = matmul(%0, %1) transpose_b=true : [4, 5] f32\n"
             "%3 = sum(%2) axis=1 keepdim=true : [4, 1] f32 \"total\"\n"
-            "outputs: %3\n");
+            "%4 = constant() data=[1, 2.5, 3, 4, ...] : [5] f32\n"
+            "%5 = input() : [2] i32 \"ids\"\n"
+            "%6 = reshape(%4) ints=[5, 1] : [5, 1] f32\n"
+            "%7 = embedding(%6, %5) : [2, 1] f32\n"
+            "outputs: %3 %7\n");
   EXPECT_EQ(to_string(g), g.dump());
 }
 

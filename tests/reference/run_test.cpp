@@ -49,3 +49,16 @@ TEST(ReferenceRun, RoundTo) {
   EXPECT_DOUBLE_EQ(reference::round_to(DType::i32, -2.9), -2.0);
   EXPECT_DOUBLE_EQ(reference::round_to(DType::f16, -0.0), -0.0);
 }
+
+TEST(ReferenceRun, TargetsComputeOnlyWhatTheyNeed) {
+  Graph g;
+  Tensor x = g.input("x", {2});
+  Tensor unused = g.input("unused", {3});
+  Tensor y = g.exp(x);
+  Tensor z = g.log(unused);
+  const auto values = reference::run(g, {{"x", {0, 1}}}, {.targets = {y.id}});
+  expect_near(values[static_cast<size_t>(y.id)], {1.0, std::exp(1.0)});
+  EXPECT_TRUE(values[static_cast<size_t>(z.id)].empty());
+  EXPECT_ERROR(reference::run(g, {{"x", {0, 1}}}, {.targets = {z.id}}), "input \"unused\" [3] was not fed");
+  EXPECT_ERROR(reference::run(g, {{"x", {0, 1}}}, {.targets = {42}}), "id 42 is out of range");
+}
