@@ -5,8 +5,9 @@
 //     std::cout << t.name << " " << meganeura::dtype_name(t.dtype) << meganeura::format_shape(t.shape) << "\n";
 //   std::vector<float> w = file.to_f32("model.norm.weight");            // F32, F16 or BF16 → f32
 //
-//   meganeura::save_safetensors("out.safetensors",
-//       {meganeura::tensor_view("w", {2, 3}, w6)}, {{"format", "pt"}});
+//   std::vector<float> six(6, 0.5f);
+//   meganeura::save_safetensors("out.safetensors", {meganeura::tensor_view("w", {2, 3}, six)},
+//                               {{"format", "pt"}});
 //
 //   // A whole checkpoint (one file or shards listed by model.safetensors.index.json) mapped onto
 //   // the parameters a model expects, [out, in] linear weights transposed to [in, out]:

@@ -225,14 +225,16 @@ void download_blob(const RepoCache& cache, const std::string& repo_id, const std
     complete = !meta.size || size_or_zero(partial) == *meta.size;
   }
   const uint64_t got = size_or_zero(partial);
-  if (meta.size && got != *meta.size) {
+  if (meta.size ? got != *meta.size : !complete) {
+    const std::string progress = meta.size ? std::to_string(got) + " of " + std::to_string(*meta.size) + " bytes"
+                                           : std::to_string(got) + " bytes";
     if (last.network_failed())
-      throw_network_error(options, filename + " of " + repo_id + " (" + std::to_string(got) + " of " +
-                                       std::to_string(*meta.size) + " bytes after " +
+      throw_network_error(options, filename + " of " + repo_id + " (" + progress + " after " +
                                        std::to_string(options.max_attempts) + " attempts; run again to resume)",
                           last);
-    throw Error(filename + " of " + repo_id + ": got " + std::to_string(got) + " bytes, expected " +
-                std::to_string(*meta.size) + "; run again to resume");
+    if (last.status >= 500) throw_http_error(options, repo_id, meta.commit, filename, last);
+    throw Error(filename + " of " + repo_id + ": got " + progress + (meta.size ? "" : " of an unknown size") +
+                "; run again to resume");
   }
   if (is_sha256_hex(meta.etag)) {
     const std::string actual = sha256_of_file(partial);

@@ -4,6 +4,8 @@
 Repositories are folders ROOT/ORG/NAME; an optional ROOT/ORG/NAME/.hub.json (never served) sets:
   "gated": true             answer 401 without "Authorization: Bearer TOKEN"
   "drop_once": [FILE...]    the first full download of FILE stops halfway through (connection closed)
+  "drop_always": [FILE...]  every download of FILE (ranged or not) stops halfway through its body
+  "corrupt": [FILE...]      FILE is served with one byte changed (same size, wrong SHA-256)
   "extra_siblings": [NAME]  file names listed by the API that do not exist (hostile names)
 The commit of a repository is the SHA-1 of its contents; "main" and the commit both resolve.
 Files of 1024 bytes or more, and *.safetensors, are served like LFS files: resolve answers 302 to
@@ -164,27 +166,34 @@ class Handler(BaseHTTPRequestHandler):
         with open(os.path.join(folder, rel), "rb") as f:
             data = f.read()
         config = repo_config(folder)
+        if rel in config.get("corrupt", []):
+            data = data[:10] + bytes([data[10] ^ 0xFF]) + data[11:]
+        start, status, headers = 0, 200, {"Content-Type": "application/octet-stream"}
         byte_range = self.headers.get("Range")
         if byte_range:
             start = int(byte_range.split("=")[1].split("-")[0])
             if start >= len(data):
                 return self.reply(416, {"Content-Range": f"bytes */{len(data)}"})
-            body = data[start:]
-            return self.reply(206, {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}, body)
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        body = data[start:]
         key = (org, name, rel)
         with LOCK:
-            drop = rel in config.get("drop_once", []) and key not in DROPPED
+            drop = rel in config.get("drop_once", []) and key not in DROPPED and not byte_range
             DROPPED.add(key)
+        drop = drop or rel in config.get("drop_always", [])
         if drop and self.command == "GET":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
+            self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        self.reply(200, {"Content-Type": "application/octet-stream"}, data)
+        self.reply(status, headers, body)
 
 
 def main():

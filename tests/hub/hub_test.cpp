@@ -308,3 +308,39 @@ TEST(Hub, ReusesACacheLaidOutByThePythonTools) {
   EXPECT_EQ(hub::download_file("org/tiny", "model.safetensors", commit, options), weights.string());
   EXPECT_TRUE(hub.requests().empty());
 }
+
+TEST(Hub, AFailingDownloadKeepsItsPartForTheNextRun) {
+  FakeHub hub;
+  TinyRepo repo(hub);
+  hub.add_file("org/tiny", ".hub.json", R"({"drop_always": ["model.safetensors"]})");
+  hub.start();
+  auto options = hub.options();
+  options.max_attempts = 2;
+  const std::string message = message_of([&] { hub::download_file("org/tiny", "model.safetensors", "main", options); });
+  EXPECT_NE(message.find("after 2 attempts; run again to resume"), std::string::npos) << message;
+  const fs::path blobs = fs::path(hub.cache_dir()) / "models--org--tiny" / "blobs";
+  const fs::path partial = blobs / (sha256_hex(repo.weights_file) + ".incomplete");
+  ASSERT_TRUE(fs::exists(partial));
+  const uint64_t kept = fs::file_size(partial);
+  EXPECT_GT(kept, repo.weights_file.size() / 2);  // the second attempt resumed and added more
+  EXPECT_FALSE(fs::exists(blobs / sha256_hex(repo.weights_file)));
+
+  // The next run continues from the kept bytes.
+  hub.add_file("org/tiny", ".hub.json", "{}");
+  hub.clear_log();
+  EXPECT_EQ(read_file(hub::download_file("org/tiny", "model.safetensors", "main", options)), repo.weights_file);
+  EXPECT_EQ(count_matching(hub.requests(), "GET /cdn/org/tiny/model.safetensors bytes=" + std::to_string(kept) + "-"), 1u);
+}
+
+TEST(Hub, RejectsABlobWhoseSha256DoesNotMatch) {
+  FakeHub hub;
+  TinyRepo repo(hub);
+  hub.add_file("org/tiny", ".hub.json", R"({"corrupt": ["model.safetensors"]})");
+  hub.start();
+  const std::string message =
+      message_of([&] { hub::download_file("org/tiny", "model.safetensors", "main", hub.options()); });
+  EXPECT_NE(message.find("does not match the Hub's " + sha256_hex(repo.weights_file)), std::string::npos) << message;
+  const fs::path blobs = fs::path(hub.cache_dir()) / "models--org--tiny" / "blobs";
+  EXPECT_FALSE(fs::exists(blobs / sha256_hex(repo.weights_file)));
+  EXPECT_FALSE(fs::exists(blobs / (sha256_hex(repo.weights_file) + ".incomplete")));
+}
