@@ -418,6 +418,20 @@ TEST(TokenizeCommand, PrintsIdsAsJsonOnTheLastLine) {
   EXPECT_EQ(last_line(out), golden[0]["decoded"].get<std::string>());
 }
 
+TEST(TokenizeCommand, ChatWrapsTheTextWithTheTemplate) {
+  if (!std::filesystem::exists(cli_path())) GTEST_SKIP() << cli_path() << " is not built; build the meganeura_cli target";
+  TempDir dir;
+  dir.write("tokenizer.json", read_text(kFixtureDir / "tokenizer.json"));
+  dir.write("tokenizer_config.json", nlohmann::json{{"chat_template",
+      "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}"
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"}}.dump());
+  int status = -1;
+  const std::string out = run_command(cli_path() + " tokenize --chat --model '" + dir.path.string() + "' 'hi there'", status);
+  EXPECT_EQ(status, 0);
+  const Tokenizer t = Tokenizer::load(dir.path);
+  EXPECT_EQ(nlohmann::json::parse(last_line(out)), nlohmann::json(t.encode("<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n")));
+}
+
 TEST(TokenizeCommand, MissingModelIsAnError) {
   if (!std::filesystem::exists(cli_path())) GTEST_SKIP() << cli_path() << " is not built; build the meganeura_cli target";
   int status = 0;
