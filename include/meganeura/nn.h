@@ -3,8 +3,8 @@
 //
 //   meganeura::Graph g;
 //   auto ids = g.input("input_ids", {1, 12}, meganeura::DType::i32);
-//   meganeura::nn::TransformerConfig config{.hidden = 64, .intermediate = 128, .num_heads = 4,
-//                                           .num_kv_heads = 2, .rope_theta = 1e5, .rms_norm_eps = 1e-5};
+//   meganeura::nn::TransformerConfig config;
+//   config.hidden = 64, config.intermediate = 128, config.num_heads = 4, config.num_kv_heads = 2;
 //   meganeura::nn::Embedding embed(g, "model.embed_tokens", 512, 64);     // model.embed_tokens.weight
 //   meganeura::nn::TransformerBlock block(g, "model.layers.0", config);  // ...self_attn.q_proj.weight
 //   auto h = block.forward(g, embed.forward(g, ids));                    // [1, 12, 64]
