@@ -113,7 +113,11 @@ TEST(WholeGraph, MlpForwardBackwardKeepsLossAndGradients) {
   EXPECT_EQ(t.forward_report.fused("linear"), 2u);
   EXPECT_EQ(t.forward_report.fused("silu"), 1u);
   EXPECT_LT(t.whole_report.dispatches_after, t.whole_report.dispatches_before + 1);
-  EXPECT_EQ(t.optimized.outputs().size(), 5u);  // loss and four gradients
+  ASSERT_EQ(t.optimized.outputs().size(), 5u);  // loss and four gradients, names kept for the session
+  const char* names[] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(t.optimized.node(t.optimized.outputs()[i + 1]).name, meganeura::gradient_name(names[i]));
+  }
   optimize_test::expect_equivalent(t.reference, t.optimized, {}, 1e-9);
 }
 
