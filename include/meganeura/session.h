@@ -73,7 +73,7 @@ struct SessionOptions {
   uint64_t seed = 0;            // parameters start at initial_values(init, shape, parameter_seed(seed, name))
   bool optimize = true;         // run the e-graph optimizer (fusions) before compiling
   bool fuse = true;             // group nodes into fused kernels (false: one kernel per node)
-  std::optional<OptimizerSpec> optimizer;  // training sessions: the update recorded from the start
+  std::optional<OptimizerSpec> optimizer = std::nullopt;  // training sessions: the update recorded from the start
   // Use this session's parameter buffers for parameters of the same name and shape (a decode session
   // over the weights of a prefill session). The other session must outlive this one's use of them.
   const Session* share_parameters_with = nullptr;
@@ -94,7 +94,7 @@ struct MemorySummary {
 };
 
 struct KernelTime {
-  std::string label;
+  std::string label = {};
   double microseconds = 0;
 };
 
