@@ -41,3 +41,30 @@ TEST(ReferenceCoverage, EvaluateMatchesRunForEveryOp) {
     EXPECT_EQ(reference::evaluate(ex.graph, ex.node, inputs), values[static_cast<size_t>(ex.node)]);
   }
 }
+
+TEST(ReferenceCoverage, InferTypeAgreesWithTheBuiltNodeForEveryOp) {
+  for (Op op : all_ops()) {
+    if (op_category(op) == OpCategory::leaf) continue;
+    SCOPED_TRACE(op_name(op));
+    reference::OpExample ex = reference::op_example(op);
+    const Node& node = ex.graph.node(ex.node);
+    std::vector<TensorType> inputs;
+    for (int32_t id : node.inputs) inputs.push_back({ex.graph.node(id).shape, ex.graph.node(id).dtype});
+    const TensorType t = infer_type(node.op, node.attrs, inputs);
+    EXPECT_EQ(t.shape, node.shape);
+    EXPECT_EQ(t.dtype, node.dtype);
+  }
+}
+
+TEST(ReferenceCoverage, DumpHasOneLinePerNodeForEveryOp) {
+  for (Op op : all_ops()) {
+    SCOPED_TRACE(op_name(op));
+    reference::OpExample ex = reference::op_example(op);
+    const std::string text = ex.graph.dump();
+    size_t lines = 0;
+    for (char c : text) lines += c == '\n';
+    EXPECT_EQ(lines, ex.graph.size() + 1);  // + the outputs line
+    const std::string line = "%" + std::to_string(ex.node) + " = " + op_name(op) + "(";
+    EXPECT_NE(text.find(line), std::string::npos) << text;
+  }
+}
