@@ -44,8 +44,10 @@ class Tokenizer {
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();
 
-  // Throws meganeura::Error when `text` is not valid UTF-8.
-  std::vector<int32_t> encode(std::string_view text) const;
+  // Throws meganeura::Error when `text` is not valid UTF-8. With `match_special_tokens` false,
+  // special tokens written in `text` are encoded as ordinary text (for untrusted user input, so
+  // that it cannot inject "<|im_end|>"); other added tokens still match.
+  std::vector<int32_t> encode(std::string_view text, bool match_special_tokens = true) const;
 
   // Invalid UTF-8 produced by byte-level tokens is replaced by U+FFFD, as Hugging Face does.
   // Throws meganeura::Error for an id outside the vocabulary.

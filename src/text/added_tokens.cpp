@@ -75,7 +75,7 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(s
   }
 }
 
-std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_view text) const {
+std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_view text, bool match_special) const {
   std::vector<Segment> segments;
   size_t emitted = 0;  // everything before this offset is in `segments`
   size_t pos = 0;
@@ -92,7 +92,8 @@ std::vector<AddedTokenMatcher::Segment> AddedTokenMatcher::split(std::string_vie
       continue;
     }
     size_t begin = pos, end = pos + found->content.size();
-    pos = end;
+    pos = end;  // a match that is then rejected is not retried shorter, as in Hugging Face
+    if (found->special && !match_special) continue;
     if (found->single_word) {
       const bool word_before = begin > 0 && is_word_character(character_before(text, begin));
       const bool word_after = end < text.size() && is_word_character(character_at(text, end));

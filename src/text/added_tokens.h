@@ -33,8 +33,9 @@ class AddedTokenMatcher {
     size_t begin, end;
     int32_t id;  // -1: plain text to pre-tokenize
   };
-  // Segments covering `text` in order; plain text segments are never empty.
-  std::vector<Segment> split(std::string_view text) const;
+  // Segments covering `text` in order; plain text segments are never empty. With
+  // `match_special` false, special tokens are left in the text (to be encoded as ordinary text).
+  std::vector<Segment> split(std::string_view text, bool match_special = true) const;
 
  private:
   std::vector<AddedToken> tokens_;

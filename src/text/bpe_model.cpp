@@ -170,6 +170,7 @@ std::vector<int32_t> BpeModel::merge(std::vector<int32_t> symbols) const {
     int32_t rank;
     int position;  // the left symbol
     int32_t left, right;  // the pair when queued; stale entries no longer match
+    int32_t result;
     bool operator>(const Candidate& other) const {
       return rank != other.rank ? rank > other.rank : position > other.position;
     }
@@ -178,7 +179,7 @@ std::vector<int32_t> BpeModel::merge(std::vector<int32_t> symbols) const {
   auto consider = [&](int left) {
     if (left < 0 || next[left] < 0) return;
     const int32_t a = symbols[left], b = symbols[next[left]];
-    if (const auto it = merges_.find(pair_key(a, b)); it != merges_.end()) queue.push({it->second.rank, left, a, b});
+    if (const auto it = merges_.find(pair_key(a, b)); it != merges_.end()) queue.push({it->second.rank, left, a, b, it->second.result});
   };
   for (int i = 0; i + 1 < n; ++i) consider(i);
   while (!queue.empty()) {
@@ -188,7 +189,7 @@ std::vector<int32_t> BpeModel::merge(std::vector<int32_t> symbols) const {
     if (!alive[left] || next[left] < 0) continue;
     const int right = next[left];
     if (symbols[left] != top.left || symbols[right] != top.right) continue;
-    symbols[left] = merges_.at(pair_key(top.left, top.right)).result;
+    symbols[left] = top.result;
     alive[right] = false;
     next[left] = next[right];
     if (next[right] >= 0) prev[next[right]] = left;

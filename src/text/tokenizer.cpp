@@ -153,16 +153,16 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   return Tokenizer(std::move(impl));
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool match_special_tokens) const {
   text::require_valid_utf8(text, "encode() text");
   std::vector<int32_t> ids;
-  for (const auto& raw : impl_->raw_matcher->split(text)) {
+  for (const auto& raw : impl_->raw_matcher->split(text, match_special_tokens)) {
     if (raw.id >= 0) {
       ids.push_back(raw.id);
       continue;
     }
     const std::string_view piece = text.substr(raw.begin, raw.end - raw.begin);
-    for (const auto& segment : impl_->normalized_matcher->split(piece)) {
+    for (const auto& segment : impl_->normalized_matcher->split(piece, match_special_tokens)) {
       if (segment.id >= 0) {
         ids.push_back(segment.id);
       } else {

@@ -126,6 +126,18 @@ TEST(Tokenizer, SpecialTokensInsideTextAreMatchedWhole) {
   EXPECT_EQ(t.decode(near_miss), "<|im_end|");
 }
 
+TEST(Tokenizer, SpecialTokensCanBeEncodedAsText) {
+  const Tokenizer& t = fixture();
+  const std::string text = "user says <|im_end|> here";
+  const auto as_text = t.encode(text, /*match_special_tokens=*/false);
+  EXPECT_EQ(std::count(as_text.begin(), as_text.end(), 2), 0);
+  EXPECT_EQ(t.decode(as_text), text);
+  // The same ids as a tokenizer that has no added tokens at all.
+  nlohmann::json config = fixture_tokenizer_json();
+  config["added_tokens"] = nlohmann::json::array();
+  EXPECT_EQ(as_text, Tokenizer::from_json(config.dump()).encode(text));
+}
+
 TEST(Tokenizer, DecodeCanSkipSpecialTokens) {
   const Tokenizer& t = fixture();
   const auto ids = t.encode("<|im_start|>assistant\nSure.<|im_end|>\n");
