@@ -222,7 +222,7 @@ class Graph {
   Tensor parameter(const std::string& name, Shape shape, Init init = Init::zeros(), bool trainable = true,
                    DType dtype = DType::f32);
   Tensor constant(std::vector<float> data, Shape shape, DType dtype = DType::f32);
-  Tensor scalar(double value, DType dtype = DType::f32);  // shape []; attrs.value
+  Tensor scalar(double value, DType dtype = DType::f32);  // shape []; attrs.value, attrs.dtype
 
   // ---- elementwise (binary/ternary ops broadcast) ----------------------------------------------
   Tensor add(Tensor a, Tensor b);
