@@ -1,0 +1,104 @@
+// compile(): grouping, aliases, barriers and memory, without a GPU.
+#include <gtest/gtest.h>
+
+#include "compile/plan.h"
+#include "meganeura/error.h"
+
+namespace meganeura::compile {
+namespace {
+
+TEST(Compile, MatmulBiasActivationResidualIsOneKernel) {
+  Graph g;
+  auto x = g.input("x", {8, 16});
+  auto w = g.parameter("fc.weight", {16, 16});
+  auto b = g.parameter("fc.bias", {16});
+  auto y = g.relu(g.matmul(x, w, false, true) + b) + x;
+  g.set_name(y, "block.out");
+  g.set_outputs({y});
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  ASSERT_EQ(plan.kernels.size(), 1u) << plan.summary();
+  const Kernel& k = plan.kernels[0];
+  EXPECT_EQ(k.archetype, Archetype::matmul);
+  EXPECT_EQ(k.label, "matmul+add+relu+add (block.out)");
+  EXPECT_EQ(k.inputs.size(), 3u);  // x (read twice), weight, bias
+  EXPECT_FALSE(k.barrier_before);
+}
+
+TEST(Compile, UnfusedPlanHasOneKernelPerNode) {
+  Graph g;
+  auto x = g.input("x", {8, 16});
+  auto w = g.parameter("w", {16, 16});
+  g.set_outputs({g.relu(g.matmul(x, w) + 1.0)});
+  CompileOptions options;
+  options.fuse = false;
+  EXPECT_EQ(compile(g, DeviceCaps::lavapipe_like(), options).kernels.size(), 3u);
+}
+
+TEST(Compile, ReshapeIsAnAliasAndReductionsTakePrologues) {
+  Graph g;
+  auto x = g.input("x", {4, 6});
+  auto r = g.reshape(g.exp(x), {6, 4});
+  g.set_outputs({g.sum(r * r, 1)});
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  ASSERT_EQ(plan.kernels.size(), 2u) << plan.summary();  // exp (escapes through the reshape), sum(r*r)
+  EXPECT_EQ(plan.kernels[1].archetype, Archetype::reduction);
+  EXPECT_EQ(plan.storage[r.id].buffer, plan.storage[plan.kernels[0].root].buffer);
+  EXPECT_EQ(plan.storage[r.id].offset, plan.storage[plan.kernels[0].root].offset);
+  EXPECT_TRUE(plan.kernels[1].barrier_before);
+}
+
+TEST(Compile, IndependentBranchesNeedNoBarrier) {
+  Graph g;
+  auto x = g.input("x", {64});
+  auto a = g.sum_all(g.exp(x));
+  auto b = g.max(g.reshape(x, {8, 8}), 1);
+  g.set_outputs({a, b});
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  ASSERT_EQ(plan.kernels.size(), 2u);
+  EXPECT_EQ(plan.barrier_count(), 0u);
+}
+
+TEST(Compile, LongChainsShareArenaSpace) {
+  Graph g;
+  Tensor h = g.input("x", {64, 256});
+  auto w = g.parameter("w", {256, 256});
+  for (int i = 0; i < 12; ++i) h = g.softmax(g.matmul(h, w));
+  g.set_outputs({h});
+  const Plan plan = compile(g, DeviceCaps::default_for_tests());
+  EXPECT_EQ(plan.kernels.size(), 24u);
+  EXPECT_LE(plan.arena_bytes, 2 * 64 * 256 * 4u);  // two live activations at a time
+  EXPECT_GE(plan.unshared_bytes, 22 * 64 * 256 * 4u);
+}
+
+TEST(Compile, CapsShapeTheDispatch) {
+  Graph g;
+  auto a = g.input("a", {128, 96});
+  auto b = g.input("b", {96, 128});
+  g.set_outputs({g.matmul(a, b)});
+  DeviceCaps small = DeviceCaps::lavapipe_like();
+  small.max_workgroup_invocations = 64;
+  small.max_shared_memory_bytes = 2048;
+  const Plan tiny = compile(g, small);
+  EXPECT_EQ(tiny.kernels[0].local_size[0], 8u);
+  EXPECT_EQ(tiny.kernels[0].register_tile[0], 2u);  // two 16×(8·2) float tiles = 2 KiB; 4 per side would need 4 KiB
+  const Plan big = compile(g, DeviceCaps::default_for_tests());
+  EXPECT_EQ(big.kernels[0].local_size[0], 16u);
+  EXPECT_EQ(big.kernels[0].register_tile[0], 4u);
+  EXPECT_EQ(big.kernels[0].workgroups[0], 2u);
+}
+
+TEST(Compile, OpsWithoutKernelsAreNamed) {
+  Graph g;
+  auto x = g.input("x", {1, 2, 4, 4});
+  auto w = g.parameter("w", {3, 2, 3, 3});
+  g.set_outputs({g.conv2d(x, w)});
+  try {
+    compile(g, DeviceCaps::lavapipe_like());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv2d"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace meganeura::compile
