@@ -3,7 +3,10 @@
 // matches transformers' logits, and differentiate() matches PyTorch's loss gradients.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "meganeura/autodiff.h"
@@ -34,6 +37,12 @@ struct TinyLlama {
   Tensor forward(Graph& g, Tensor ids) const {
     Tensor h = embed_tokens.forward(g, ids);
     for (const auto& layer : layers) h = layer.forward(g, h);
+    return g.matmul(norm.forward(g, h), embed_tokens.weight, false, true);
+  }
+  // Decoding with one KV cache per layer; ids hold positions [offset, offset + S).
+  Tensor forward_cached(Graph& g, Tensor ids, std::vector<nn::KvCache>& caches, Tensor offset) const {
+    Tensor h = embed_tokens.forward(g, ids);
+    for (size_t i = 0; i < layers.size(); ++i) h = layers[i].forward_cached(g, h, caches[i], offset);
     return g.matmul(norm.forward(g, h), embed_tokens.weight, false, true);
   }
   nn::Embedding embed_tokens;
@@ -115,6 +124,59 @@ TEST(SmolLM2, ReferenceLogitsMatchTransformers) {
   EXPECT_LE(worst, 1e-4 * largest);
 }
 
+TEST(SmolLM2, GreedyDecodingWithKvCacheMatchesTransformers) {
+  // A prefill graph over the 12 prompt tokens and a one-token decode graph share the caches,
+  // which are fed back in after every step (as a session aliases them).
+  const int64_t max_positions = 28;  // 12 prompt tokens + 16 generated
+  struct Step {
+    Graph g;
+    Tensor logits;
+    std::vector<nn::KvCache> caches;
+    explicit Step(int64_t length, int64_t max_positions) {
+      TinyLlama model(g);
+      for (int i = 0; i < 2; ++i) {
+        const std::string layer = std::to_string(i);
+        caches.push_back({g.input("cache_k." + layer, {1, 2, max_positions, 16}),
+                          g.input("cache_v." + layer, {1, 2, max_positions, 16})});
+      }
+      logits = model.forward_cached(g, g.input("ids", {1, length}, DType::i32), caches,
+                                    g.input("offset", {1}, DType::i32));
+      std::vector<Tensor> outputs{logits};
+      for (const auto& c : caches) outputs.insert(outputs.end(), {c.k, c.v});
+      g.set_outputs(outputs);
+    }
+  };
+  const auto weights = SafeTensorsFile::open(kFixture + "model.safetensors");
+  const std::vector<int32_t> prompt = SafeTensorsFile::open(kFixture + "reference.safetensors").to_i32("input_ids");
+  Step prefill(static_cast<int64_t>(prompt.size()), max_positions), decode(1, max_positions);
+  reference::Feeds feeds = checkpoint_feeds(prefill.g, weights);
+  for (int i = 0; i < 2; ++i)
+    for (const char* kv : {"cache_k.", "cache_v."})
+      feeds[kv + std::to_string(i)] = std::vector<double>(2 * max_positions * 16, 0.0);
+
+  std::ifstream golden(kFixture + "reference.json");
+  const auto expected = nlohmann::json::parse(golden).at("greedy_new_ids").get<std::vector<int>>();
+  std::vector<double> ids = as_doubles(prompt);
+  std::vector<int> generated;
+  int64_t offset = 0;
+  for (size_t step = 0; step < expected.size(); ++step) {
+    Step& s = step == 0 ? prefill : decode;
+    feeds["ids"] = step == 0 ? ids : std::vector<double>{static_cast<double>(generated.back())};
+    feeds["offset"] = {static_cast<double>(offset)};
+    const auto values = reference::run(s.g, feeds);
+    const auto& logits = values[static_cast<size_t>(s.logits.id)];
+    const size_t last = logits.size() - 512;
+    generated.push_back(static_cast<int>(
+        std::max_element(logits.begin() + static_cast<long>(last), logits.end()) - logits.begin() - static_cast<long>(last)));
+    for (int i = 0; i < 2; ++i) {
+      feeds["cache_k." + std::to_string(i)] = values[static_cast<size_t>(s.caches[static_cast<size_t>(i)].k.id)];
+      feeds["cache_v." + std::to_string(i)] = values[static_cast<size_t>(s.caches[static_cast<size_t>(i)].v.id)];
+    }
+    offset += step == 0 ? static_cast<int64_t>(prompt.size()) : 1;
+  }
+  EXPECT_EQ(generated, expected);
+}
+
 TEST(SmolLM2, LossGradientsMatchPyTorch) {
   // batch_loss: mean next-token cross entropy on batch_input_ids [2, 9], labels shifted by one.
   Graph g;
@@ -134,7 +196,9 @@ TEST(SmolLM2, LossGradientsMatchPyTorch) {
   feeds["input_ids"] = as_doubles(golden.to_i32("batch_input_ids"));
   const auto values = reference::run(d.graph, feeds);
 
-  EXPECT_NEAR(values[static_cast<size_t>(g.outputs()[0])][0], 6.199693202972412, 1e-5);
+  std::ifstream golden_json(kFixture + "reference.json");
+  const double batch_loss = nlohmann::json::parse(golden_json).at("batch_loss").get<double>();
+  EXPECT_NEAR(values[static_cast<size_t>(g.outputs()[0])][0], batch_loss, 1e-5);
   ASSERT_EQ(d.parameters.size(), 20u);
   for (const std::string& name : d.parameters) {
     const auto& got = values[static_cast<size_t>(d.gradients.at(name))];
