@@ -94,6 +94,18 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
            << "  result.data[i] = " << out_type << "(total);\n";
       break;
     }
+    case Op::kv_cache_write: {
+      // One invocation per update element; positions past the cache's end are dropped.
+      const Shape& update = input_shape(1);
+      const int64_t width = update.back(), rows = update[update.size() - 2], capacity = out_shape[out_shape.size() - 2];
+      body << "  int offset = in1.data[0];\n"
+           << "  uint position = uint(offset) + (i / " << uint_literal(width) << ") % " << uint_literal(rows) << ";\n"
+           << "  if (offset < 0 || position >= " << uint_literal(capacity) << ") return;\n"
+           << "  uint head = i / " << uint_literal(width * rows) << ";\n"
+           << "  result.data[(head * " << uint_literal(capacity) << " + position) * " << uint_literal(width) << " + i % "
+           << uint_literal(width) << "] = in0.data[i];\n";
+      break;
+    }
     default:
       throw Error(std::string("codegen: op '") + op_name(node.op) + "' is not a gather/scatter op");
   }
@@ -101,7 +113,7 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
   std::ostringstream out;
   out << shader_header(graph, kernel) << "void main() {\n"
       << "  uint i = " << linear_invocation_index() << ";\n"
-      << "  if (i >= " << uint_literal(num_elements(out_shape)) << ") return;\n"
+      << "  if (i >= " << uint_literal(kernel.work_items) << ") return;\n"
       << body.str() << "}\n";
   return out.str();
 }

@@ -104,7 +104,8 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
     case Archetype::gather: {
       const uint32_t local = elementwise_local_size(caps);
       kernel.local_size = {local, 1, 1};
-      kernel.work_items = static_cast<uint64_t>(num_elements(root.shape));
+      const Shape& covered = root.op == Op::kv_cache_write ? graph.node(root.inputs[1]).shape : root.shape;
+      kernel.work_items = static_cast<uint64_t>(num_elements(covered));
       kernel.workgroups = spread(ceil_div(kernel.work_items, local), caps);
       break;
     }
@@ -168,7 +169,12 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   std::vector<int32_t> owner(count);
   for (int32_t id = 0; id < count; ++id) {
     const Node& node = nodes[id];
-    owner[id] = is_alias(graph, node, inference) ? owner[node.inputs[0]] : id;
+    // kv_cache_write updates its cache in place: its value lives in the cache's buffer.
+    owner[id] = is_alias(graph, node, inference) || node.op == Op::kv_cache_write ? owner[node.inputs[0]] : id;
+    if (node.op == Op::kv_cache_write && nodes[owner[id]].op != Op::input) {
+      throw Error("compile: kv_cache_write needs its cache to be a graph input (persistent state), got " +
+                  std::string(op_name(nodes[owner[id]].op)) + " " + format_shape(nodes[owner[id]].shape));
+    }
   }
 
   // Buffers of their own: leaves, outputs and kept values (also when reached through an alias).
@@ -177,9 +183,13 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     own_buffer[node] = static_cast<int32_t>(plan.buffers.size());
     plan.buffers.push_back({kind, name, node, tensor_bytes(nodes[node].shape)});
   };
+  std::set<int32_t> caches;
+  for (int32_t id = 0; id < count; ++id) {
+    if (nodes[id].op == Op::kv_cache_write) caches.insert(owner[id]);
+  }
   for (int32_t id = 0; id < count; ++id) {
     const Node& node = nodes[id];
-    if (node.op == Op::input) add_buffer(BufferKind::input, id, node.name);
+    if (node.op == Op::input) add_buffer(caches.count(id) ? BufferKind::state : BufferKind::input, id, node.name);
     if (node.op == Op::parameter) add_buffer(BufferKind::parameter, id, node.name);
     if (node.op == Op::constant || node.op == Op::scalar) add_buffer(BufferKind::constant, id, node.name);
   }
@@ -205,6 +215,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
       for (int32_t input : nodes[id].inputs) {
         // Expressions inline scalars as literals; gather kernels index their inputs directly.
         if (members.count(input) || (nodes[input].op == Op::scalar && group.archetype != Archetype::gather)) continue;
+        if (nodes[id].op == Op::kv_cache_write && input == nodes[id].inputs[0]) continue;  // written, not read
         if (std::find(kernel.inputs.begin(), kernel.inputs.end(), input) == kernel.inputs.end()) {
           kernel.inputs.push_back(input);
         }
@@ -215,7 +226,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
       auto it = lifetimes.find(owner[input]);
       if (it != lifetimes.end()) it->second.last = position;
     }
-    if (own_buffer[group.root] < 0) {
+    if (own_buffer[owner[group.root]] < 0) {
       lifetimes[group.root] = {tensor_bytes(nodes[group.root].shape), position, position};
     }
     set_dispatch(graph, caps, kernel);

@@ -37,13 +37,14 @@ NodeRole node_role(const Node& node) {
       return NodeRole::matmul;
     case Op::permute: case Op::broadcast_to: case Op::slice: case Op::concat: case Op::embedding:
     case Op::scatter_add_rows:
+    case Op::kv_cache_write:
       return NodeRole::gather;
     default:
       break;
   }
   throw Error(std::string("compile: op '") + op_name(node.op) + "' (" + node.name +
-              ") has no GPU kernel yet (attention, convolution, pooling, group norm, rope and the KV cache "
-              "write come with their own kernels); remove it from the graph or use the CPU reference");
+              ") has no GPU kernel yet (attention, convolution, pooling, group norm and rope "
+              "come with their own kernels); remove it from the graph or use the CPU reference");
 }
 
 namespace {

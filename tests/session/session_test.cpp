@@ -287,5 +287,31 @@ TEST(Session, MlpTrainingStepIsOneRecordingWithFewBarriers) {
   std::cout << session.plan_summary() << session.memory_summary().to_string() << "\n";
 }
 
+TEST(Session, KvCacheIsPersistentStateUpdatedInPlace) {
+  Graph g;
+  auto cache = g.input("cache", {1, 2, 5, 3});
+  auto update = g.input("update", {1, 2, 2, 3});
+  auto offset = g.input("offset", {1}, DType::i32);
+  auto written = g.kv_cache_write(cache, update, offset);
+  g.set_outputs({g.sum(written, 2), written});
+  Session session = build_inference_session(g, with_fusion(false, true));
+  auto feeds = random_feeds(g, 8);
+  testing_support::apply(session, feeds);
+  std::vector<double> expected_cache = feeds.reference["cache"];
+  for (int32_t position : {0, 3}) {
+    feeds = random_feeds(g, 20 + position);
+    session.set_input("update", std::span<const float>(feeds.floats["update"]));
+    session.set_input("offset", std::span<const int32_t>(std::vector<int32_t>{position}));
+    session.run();  // the cache input is not set again: the previous write persists
+    feeds.reference["cache"] = expected_cache;
+    feeds.reference["offset"] = {static_cast<double>(position)};
+    const auto values = reference::run(g, feeds.reference);
+    expected_cache = values[written.id];
+    EXPECT_LE(relative_error(session.read_output(1), expected_cache), 1e-6) << "offset " << position;
+    EXPECT_LE(relative_error(session.read_output(0), values[g.outputs()[0]]), 1e-6) << "offset " << position;
+  }
+  EXPECT_EQ(session.impl().plan.buffers[session.impl().plan.storage[cache.id].buffer].kind, compile::BufferKind::state);
+}
+
 }  // namespace
 }  // namespace meganeura
