@@ -8,11 +8,11 @@
 //   std::string prompt = tokenizer.apply_chat_template(chat, /*add_generation_prompt=*/true);
 //   ids = tokenizer.encode(prompt);  // special tokens such as <|im_start|> are matched, never split
 //
-// Supported: the byte-level BPE family (GPT-2, SmolLM2, Llama 3, Qwen 2 style): BPE models with
+// Supported: byte-level BPE without a normalizer (GPT-2, SmolLM2, Llama 3 style): BPE models with
 // merges in either JSON form; pre-tokenizers Sequence, Digits, ByteLevel and Split (regexes run
 // through PCRE2 with Unicode properties); ByteLevel decoder; added and special tokens. Anything
-// else in the file (a normalizer, another model type) is rejected with a meganeura::Error naming it.
-// `encode` adds no BOS/EOS tokens: post-processors are not applied.
+// else in the file (a normalizer such as NFC, another model type) is rejected with a
+// meganeura::Error naming it. `encode` adds no BOS/EOS tokens: post-processors are not applied.
 #pragma once
 
 #include <cstdint>

@@ -98,59 +98,64 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json) {
-  const nlohmann::json root = parse_json(tokenizer_json, "tokenizer.json");
-  if (!root.is_object() || !root.contains("model"))
-    throw Error("tokenizer.json has no \"model\" entry; is this a Hugging Face tokenizers file?");
-  auto impl = std::make_unique<Impl>();
-  impl->model = std::make_unique<text::BpeModel>(root["model"]);
+  // Fields of the wrong JSON type surface as nlohmann exceptions; report them as ours.
+  try {
+    const nlohmann::json root = parse_json(tokenizer_json, "tokenizer.json");
+    if (!root.is_object() || !root.contains("model"))
+      throw Error("tokenizer.json has no \"model\" entry; is this a Hugging Face tokenizers file?");
+    auto impl = std::make_unique<Impl>();
+    impl->model = std::make_unique<text::BpeModel>(root["model"]);
 
-  if (const auto it = root.find("normalizer"); it != root.end() && !it->is_null()) {
-    throw Error("tokenizer.json: normalizer " + it->value("type", std::string("?")) +
-                " is not supported; only tokenizers without a normalizer (byte-level BPE) can be loaded");
-  }
-  impl->pre_tokenizer.emplace(root.value("pre_tokenizer", nlohmann::json()));
-
-  if (const auto it = root.find("decoder"); it != root.end() && !it->is_null()) {
-    const std::string type = it->value("type", std::string());
-    if (type != "ByteLevel")
-      throw Error("tokenizer.json: decoder \"" + type + "\" is not supported (supported: ByteLevel)");
-    impl->byte_level_decoder = true;
-  }
-
-  // Ids are assigned the way Hugging Face does on loading, whatever the file says (for files it
-  // wrote they agree): a token already in the model vocabulary keeps the model's id, a new one gets
-  // the next id after the model vocabulary and the added tokens before it.
-  std::vector<text::AddedToken> raw, normalized;
-  std::optional<int32_t> largest_added;
-  for (text::AddedToken& token : text::parse_added_tokens(root.value("added_tokens", nlohmann::json()))) {
-    if (token.content.empty() || impl->added_by_content.contains(token.content)) continue;
-    if (const auto model_id = impl->model->token_to_id(token.content)) {
-      token.id = *model_id;
-    } else {
-      const int32_t model_size = impl->model->vocab_entry_count();
-      token.id = largest_added && (*largest_added >= model_size || model_size == 0) ? *largest_added + 1 : model_size;
+    if (const auto it = root.find("normalizer"); it != root.end() && !it->is_null()) {
+      throw Error("tokenizer.json: normalizer " + it->value("type", std::string("?")) +
+                  " is not supported; only tokenizers without a normalizer (byte-level BPE) can be loaded");
     }
-    largest_added = std::max(largest_added.value_or(token.id), token.id);
-    impl->added_by_content[token.content] = token.id;
-    impl->added_by_id[token.id] = token;
-    (token.normalized ? normalized : raw).push_back(std::move(token));
-  }
-  impl->raw_matcher.emplace(std::move(raw));
-  impl->normalized_matcher.emplace(std::move(normalized));
+    impl->pre_tokenizer.emplace(root.value("pre_tokenizer", nlohmann::json()));
 
-  impl->vocab_size = impl->model->vocab_size();
-  for (const auto& [id, token] : impl->added_by_id) impl->vocab_size = std::max(impl->vocab_size, id + 1);
+    if (const auto it = root.find("decoder"); it != root.end() && !it->is_null()) {
+      const std::string type = it->value("type", std::string());
+      if (type != "ByteLevel")
+        throw Error("tokenizer.json: decoder \"" + type + "\" is not supported (supported: ByteLevel)");
+      impl->byte_level_decoder = true;
+    }
 
-  if (!config_json.empty()) {
-    const nlohmann::json config = parse_json(config_json, "tokenizer_config.json");
-    if (!config.is_object()) throw Error("tokenizer_config.json must hold a JSON object");
-    impl->chat_template = config_chat_template(config);
-    Tokenizer lookup(std::move(impl));
-    if (const auto bos = config_token(config, "bos_token")) lookup.impl_->bos_id = lookup.token_to_id(*bos);
-    if (const auto eos = config_token(config, "eos_token")) lookup.impl_->eos_id = lookup.token_to_id(*eos);
-    return lookup;
+    // Ids are assigned the way Hugging Face does on loading, whatever the file says (for files it
+    // wrote they agree): a token already in the model vocabulary keeps the model's id, a new one gets
+    // the next id after the model vocabulary and the added tokens before it.
+    std::vector<text::AddedToken> raw, normalized;
+    std::optional<int32_t> largest_added;
+    for (text::AddedToken& token : text::parse_added_tokens(root.value("added_tokens", nlohmann::json()))) {
+      if (token.content.empty() || impl->added_by_content.contains(token.content)) continue;
+      if (const auto model_id = impl->model->token_to_id(token.content)) {
+        token.id = *model_id;
+      } else {
+        const int32_t model_size = impl->model->vocab_entry_count();
+        token.id = largest_added && (*largest_added >= model_size || model_size == 0) ? *largest_added + 1 : model_size;
+      }
+      largest_added = std::max(largest_added.value_or(token.id), token.id);
+      impl->added_by_content[token.content] = token.id;
+      impl->added_by_id[token.id] = token;
+      (token.normalized ? normalized : raw).push_back(std::move(token));
+    }
+    impl->raw_matcher.emplace(std::move(raw));
+    impl->normalized_matcher.emplace(std::move(normalized));
+
+    impl->vocab_size = impl->model->vocab_size();
+    for (const auto& [id, token] : impl->added_by_id) impl->vocab_size = std::max(impl->vocab_size, id + 1);
+
+    if (!config_json.empty()) {
+      const nlohmann::json config = parse_json(config_json, "tokenizer_config.json");
+      if (!config.is_object()) throw Error("tokenizer_config.json must hold a JSON object");
+      impl->chat_template = config_chat_template(config);
+      Tokenizer lookup(std::move(impl));
+      if (const auto bos = config_token(config, "bos_token")) lookup.impl_->bos_id = lookup.token_to_id(*bos);
+      if (const auto eos = config_token(config, "eos_token")) lookup.impl_->eos_id = lookup.token_to_id(*eos);
+      return lookup;
+    }
+    return Tokenizer(std::move(impl));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("tokenizer.json or tokenizer_config.json has an entry of an unexpected type: ") + e.what());
   }
-  return Tokenizer(std::move(impl));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool match_special_tokens) const {

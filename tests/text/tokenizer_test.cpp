@@ -345,6 +345,10 @@ TEST(Tokenizer, Errors) {
   normalizer["normalizer"] = {{"type", "NFC"}};
   EXPECT_NE(error_message([&] { Tokenizer::from_json(normalizer.dump()); }).find("NFC"), std::string::npos);
 
+  nlohmann::json wrong_type = fixture_tokenizer_json();
+  wrong_type["decoder"] = "ByteLevel";  // must be an object
+  EXPECT_NE(error_message([&] { Tokenizer::from_json(wrong_type.dump()); }).find("unexpected type"), std::string::npos);
+
   nlohmann::json pre = fixture_tokenizer_json();
   pre["pre_tokenizer"] = {{"type", "Metaspace"}};
   EXPECT_NE(error_message([&] { Tokenizer::from_json(pre.dump()); }).find("Metaspace"), std::string::npos);
