@@ -98,6 +98,9 @@ json parse_json(std::string_view text, const HeaderError& fail) {
   std::set<std::string> top_level_keys;
   std::string duplicate;
   json::parser_callback_t reject_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    // A valid header nests three levels (header, entry, shape); deeper input only costs memory.
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) && depth > 3)
+      fail("header is nested more deeply than a SafeTensors header can be");
     if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
       const auto& key = parsed.get_ref<const std::string&>();
       if (!top_level_keys.insert(key).second) duplicate = key;

@@ -80,6 +80,8 @@ raw("duplicate_name", file_from_header(
     '{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
     '"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}', f32(2)), "names 'w' twice")
 make("empty_name", {"": ok}, f32(2), "a tensor has an empty name")
+raw("nested_deeply", file_from_header('{"w": {"dtype": "F32", "shape": ' + "[" * 50000 + "]" * 50000 + "}}"),
+    "nested more deeply than a SafeTensors header can be")
 
 with open(os.path.join(HERE, "expected.tsv"), "w") as f:
     for name, expected in cases:
