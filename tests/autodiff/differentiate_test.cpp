@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "grad_check.h"
 
@@ -22,6 +23,16 @@ TEST(GradCoverage, EveryOpHasAGradientRuleOrIsMarked) {
   EXPECT_EQ(gradient_support(Op::argmax), GradientSupport::not_differentiable);
   EXPECT_EQ(gradient_support(Op::greater), GradientSupport::not_differentiable);
   EXPECT_EQ(gradient_support(Op::stop_gradient), GradientSupport::not_differentiable);
+}
+
+TEST(GradCoverage, EveryGradientRuleHasAFiniteDifferenceCheck) {
+  std::set<Op> checked;
+  for (const auto& [test, ops] : claimed_ops()) checked.insert(ops.begin(), ops.end());
+  for (Op op : all_ops())
+    if (gradient_support(op) == GradientSupport::rule) {
+      EXPECT_TRUE(checked.count(op)) << "op " << op_name(op)
+                                     << " has a gradient rule but no finite-difference test (MEGANEURA_GRAD_TEST)";
+    }
 }
 
 TEST(DifferentiateGrad, NamesOutputsAndOrder) {

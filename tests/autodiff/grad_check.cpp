@@ -40,6 +40,35 @@ Tensor GradCheck::data(const std::string& name, Shape shape, double low, double 
   return t;
 }
 
+namespace {
+
+std::map<std::string, std::vector<Op>>& claims() {
+  static std::map<std::string, std::vector<Op>> by_test;
+  return by_test;
+}
+
+// The claims of the running test must all appear in the graph it checks.
+void expect_claimed_ops_present(const Graph& graph) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (!info) return;
+  auto it = claims().find(std::string(info->test_suite_name()) + "." + info->name());
+  if (it == claims().end()) return;
+  for (Op op : it->second) {
+    bool found = false;
+    for (const Node& n : graph.nodes()) found = found || n.op == op;
+    EXPECT_TRUE(found) << "the test claims to check " << op_name(op) << " but its graph has no such node";
+  }
+}
+
+}  // namespace
+
+bool claim_ops(const char* test_name, std::vector<Op> ops) {
+  claims()[test_name] = std::move(ops);
+  return true;
+}
+
+const std::map<std::string, std::vector<Op>>& claimed_ops() { return claims(); }
+
 double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
   double diff = 0, ref = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
@@ -57,6 +86,7 @@ double GradCheck::check(Tensor y, double tolerance) {
 
 double GradCheck::check_loss(Tensor loss, double tolerance) {
   g.set_outputs({loss});
+  expect_claimed_ops_present(g);
   const GradientGraph d = differentiate(g);
   const reference::Values values = reference::run(d.graph, feeds);
   EXPECT_TRUE(d.unreached.empty()) << "a parameter does not reach the loss: " << d.unreached.front();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,7 +42,19 @@ class GradCheck {
   std::mt19937_64 rng_;
 };
 
+// Which ops each finite-difference test checks, by "Suite.Name". A test that claims an op fails
+// unless the graph it checks contains it; GradCoverage fails unless every op with a gradient rule
+// is claimed by some test.
+bool claim_ops(const char* test_name, std::vector<Op> ops);
+const std::map<std::string, std::vector<Op>>& claimed_ops();
+
 // ‖a − b‖ / ‖b‖.
 double relative_error(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace meganeura::testing
+
+// A gradient test that checks the listed ops: TEST(suite, name) plus its claim.
+#define MEGANEURA_GRAD_TEST(suite, name, ...)                                                     \
+  [[maybe_unused]] const bool suite##_##name##_claim =                                            \
+      ::meganeura::testing::claim_ops(#suite "." #name, {__VA_ARGS__});                           \
+  TEST(suite, name)

@@ -6,127 +6,127 @@
 namespace meganeura::testing {
 namespace {
 
-TEST(PointwiseGrad, AddGradBroadcasts) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, AddGradBroadcasts, Op::add) {
   GradCheck c;
   c.check(c.operand("a", {3, 4}) + c.operand("b", {4}));
 }
 
-TEST(PointwiseGrad, AddGradBroadcastsKeptAxis) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, AddGradBroadcastsKeptAxis, Op::add) {
   GradCheck c;
   c.check(c.operand("a", {2, 1, 4}) + c.operand("b", {3, 1}));
 }
 
-TEST(PointwiseGrad, SubGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SubGrad, Op::sub) {
   GradCheck c;
   c.check(c.operand("a", {3, 1}) - c.operand("b", {3, 4}));
 }
 
-TEST(PointwiseGrad, MulGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, MulGrad, Op::mul) {
   GradCheck c;
   c.check(c.operand("a", {2, 3, 4}) * c.operand("b", {3, 1}));
 }
 
-TEST(PointwiseGrad, DivGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, DivGrad, Op::div) {
   GradCheck c;
   c.check(c.operand("a", {3, 4}) / c.operand("b", {4}, 0.5, 2.0));
 }
 
-TEST(PointwiseGrad, NegGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, NegGrad, Op::neg) {
   GradCheck c;
   c.check(-c.operand("x", {5}));
 }
 
-TEST(PointwiseGrad, AbsGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, AbsGrad, Op::abs) {
   GradCheck c;
   c.check(c.g.abs(c.operand("x", {2, 5})));
 }
 
-TEST(PointwiseGrad, ExpGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, ExpGrad, Op::exp) {
   GradCheck c;
   c.check(c.g.exp(c.operand("x", {2, 5})));
 }
 
-TEST(PointwiseGrad, LogGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, LogGrad, Op::log) {
   GradCheck c;
   c.check(c.g.log(c.operand("x", {2, 5}, 0.3, 2.0)));
 }
 
-TEST(PointwiseGrad, SqrtGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SqrtGrad, Op::sqrt) {
   GradCheck c;
   c.check(c.g.sqrt(c.operand("x", {2, 5}, 0.3, 2.0)));
 }
 
-TEST(PointwiseGrad, RsqrtGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, RsqrtGrad, Op::rsqrt) {
   GradCheck c;
   c.check(c.g.rsqrt(c.operand("x", {2, 5}, 0.3, 2.0)));
 }
 
-TEST(PointwiseGrad, RecipGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, RecipGrad, Op::recip) {
   GradCheck c;
   c.check(c.g.recip(c.operand("x", {2, 5}, 0.3, 2.0)));
 }
 
-TEST(PointwiseGrad, PowGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, PowGrad, Op::pow) {
   GradCheck c;
   c.check(c.g.pow(c.operand("x", {2, 5}, 0.3, 2.0), 2.7));
 }
 
-TEST(PointwiseGrad, PowIntegerExponentGradOnNegatives) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, PowIntegerExponentGradOnNegatives, Op::pow) {
   GradCheck c;
   c.check(c.g.pow(c.operand("x", {2, 5}), 3.0));
 }
 
-TEST(PointwiseGrad, ReluGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, ReluGrad, Op::relu) {
   GradCheck c;
   c.check(c.g.relu(c.operand("x", {3, 5})));
 }
 
-TEST(PointwiseGrad, GeluGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, GeluGrad, Op::gelu) {
   GradCheck c;
   c.check(c.g.gelu(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, GeluTanhGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, GeluTanhGrad, Op::gelu_tanh) {
   GradCheck c;
   c.check(c.g.gelu_tanh(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, SiluGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SiluGrad, Op::silu) {
   GradCheck c;
   c.check(c.g.silu(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, SigmoidGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SigmoidGrad, Op::sigmoid) {
   GradCheck c;
   c.check(c.g.sigmoid(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, TanhGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, TanhGrad, Op::tanh) {
   GradCheck c;
   c.check(c.g.tanh(c.operand("x", {3, 5}, -2.0, 2.0)));
 }
 
-TEST(PointwiseGrad, SinGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SinGrad, Op::sin) {
   GradCheck c;
   c.check(c.g.sin(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, CosGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, CosGrad, Op::cos) {
   GradCheck c;
   c.check(c.g.cos(c.operand("x", {3, 5}, -3.0, 3.0)));
 }
 
-TEST(PointwiseGrad, MaximumGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, MaximumGrad, Op::maximum) {
   GradCheck c;
   c.check(c.g.maximum(c.operand("a", {3, 4}), c.operand("b", {4})));
 }
 
-TEST(PointwiseGrad, MinimumGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, MinimumGrad, Op::minimum) {
   GradCheck c;
   c.check(c.g.minimum(c.operand("a", {3, 4}), c.operand("b", {3, 1})));
 }
 
-TEST(PointwiseGrad, WhereGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, WhereGrad, Op::where) {
   GradCheck c;
   Tensor condition = c.g.greater(c.data("selector", {3, 4}), c.g.scalar(0.0));
   c.check(c.g.where(condition, c.operand("a", {3, 4}), c.operand("b", {4})));
@@ -136,7 +136,7 @@ TEST(PointwiseGrad, WhereGrad) {
 // 1e-6; instead the gradient through the cast must equal the gradient of the same graph without it
 // (the rule passes the gradient straight through, cast back to the operand's dtype, so the
 // gradient itself is rounded to the narrow format on the way: the tolerance is that format's).
-TEST(PointwiseGrad, CastBetweenFloatsGradIsStraightThrough) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, CastBetweenFloatsGradIsStraightThrough, Op::cast) {
   const std::pair<DType, double> formats[] = {{DType::f32, 1e-6}, {DType::f16, 1e-3}, {DType::bf16, 8e-3}};
   for (const auto& [to, tolerance] : formats) {
     std::vector<double> grads[2];
@@ -152,12 +152,12 @@ TEST(PointwiseGrad, CastBetweenFloatsGradIsStraightThrough) {
   }
 }
 
-TEST(PointwiseGrad, SwigluGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, SwigluGrad, Op::swiglu) {
   GradCheck c;
   c.check(c.g.swiglu(c.operand("gate", {3, 4}, -3.0, 3.0), c.operand("up", {3, 4})));
 }
 
-TEST(PointwiseGrad, DropoutGrad) {
+MEGANEURA_GRAD_TEST(PointwiseGrad, DropoutGrad, Op::dropout) {
   GradCheck c;
   Tensor seed = c.ints("seed", {}, {7});
   Tensor step = c.ints("step", {1}, {3});
