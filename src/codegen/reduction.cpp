@@ -202,7 +202,22 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
                " * " + C + " + t));\n    m = workgroup_max(m);\n    float total = 0.0;\n    for (uint t = lid; t < " + C +
                "; t += WG) total += exp(load0(" + r + " * " + C + " + t) - m);\n    total = workgroup_sum(total);\n";
       };
-      if (node.op == Op::cross_entropy_loss) {
+      if (node.op == Op::cross_entropy_loss && c <= 64) {
+        // Few classes: each invocation takes whole rows, then one workgroup sum (no per-row barriers).
+        body << "  float loss = 0.0, counted = 0.0;\n  for (uint r = lid; r < " << N << "; r += WG) {\n"
+             << "    float m = " << lowest << ";\n    for (uint t = 0u; t < " << C << "; ++t) m = max(m, load0(r * " << C
+             << " + t));\n    float total = 0.0;\n    for (uint t = 0u; t < " << C << "; ++t) total += exp(load0(r * " << C
+             << " + t) - m);\n    float lse = m + log(total);\n";
+        if (index_labels) {
+          body << "    float label = load1(r);\n    if " << valid << " {\n"
+               << "      loss += lse - load0(r * " << C << " + uint(label));\n      counted += 1.0;\n    }\n";
+        } else {
+          body << "    for (uint t = 0u; t < " << C << "; ++t) loss += load1(r * " << C << " + t) * (lse - load0(r * " << C
+               << " + t));\n    counted += 1.0;\n";
+        }
+        body << "  }\n  loss = workgroup_sum(loss);\n  counted = workgroup_sum(counted);\n"
+             << "  if (lid == 0u) result.data[0] = counted > 0.0 ? loss / counted : 0.0;\n";
+      } else if (node.op == Op::cross_entropy_loss) {
         body << "  float loss = 0.0, counted = 0.0;\n  for (uint r = 0u; r < " << N << "; ++r) {\n" << row_stats("r")
              << "    float lse = m + log(total);\n";
         if (index_labels) {

@@ -48,13 +48,18 @@ std::string expected_message(const char* what, const std::string& name, const No
 void Session::Impl::record() {
   // Whole step: every kernel, then (training with an optimizer) the update.
   recording = std::make_unique<gpu::Recording>(context, gpu::RecordingOptions{.timestamps = options.timestamps});
+  const bool updates = training && optimizer;
+  for (const Dispatch& d : optimizer_dispatches) {
+    if (updates && d.at_step_start) recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
+  }
   for (size_t i = 0; i < plan.kernels.size(); ++i) {
     const compile::Kernel& kernel = plan.kernels[i];
     if (kernel.barrier_before) recording->barrier();
     recording->dispatch(*kernel_pipelines[i], *descriptor_sets[i], {}, kernel.workgroups, kernel.label);
   }
-  if (training && optimizer) {
+  if (updates) {
     for (const Dispatch& d : optimizer_dispatches) {
+      if (d.at_step_start) continue;
       if (d.barrier_before) recording->barrier();
       recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
     }
@@ -206,9 +211,11 @@ void Session::set_optimizer(const OptimizerSpec& spec) {
                                       std::move(label), barrier_before});
   };
 
-  // Phase 1 (after the backward pass): count the step; partial gradient norms when clipping.
+  // The step counter runs beside the first forward kernels (they do not read the hyperparameters), so
+  // it costs no barrier of its own; after the backward pass come the gradient norms when clipping.
   gpu::Pipeline& counter = s.pipeline_for(codegen::optimizer_step_counter(), 1, 0, "optimizer step counter");
-  add(counter, {{s.hyper.get()}}, {}, {1, 1, 1}, "optimizer step", true);
+  add(counter, {{s.hyper.get()}}, {}, {1, 1, 1}, "optimizer step", false);
+  s.optimizer_dispatches.back().at_step_start = true;
   if (clip) {
     s.clip_partials = std::make_unique<gpu::Buffer>(s.context, std::max<size_t>(s.trainable.size(), 1) * 4,
                                                     gpu::MemoryKind::DeviceLocal, "gradient norms");
@@ -217,7 +224,7 @@ void Session::set_optimizer(const OptimizerSpec& spec) {
       const int32_t grad = s.gradient_nodes.at(s.trainable[p]);
       const compile::Storage& g = s.plan.storage[grad];
       add(partial, {{s.buffers[g.buffer].get(), g.offset, g.bytes}, {s.clip_partials.get()}},
-          {static_cast<uint32_t>(g.bytes / 4), static_cast<uint32_t>(p)}, {1, 1, 1}, "gradient norm", false);
+          {static_cast<uint32_t>(g.bytes / 4), static_cast<uint32_t>(p)}, {1, 1, 1}, "gradient norm", p == 0);
     }
     gpu::Pipeline& finish = s.pipeline_for(codegen::optimizer_clip_finish(), 2, 4, "clip scale");
     add(finish, {{s.clip_partials.get()}, {s.hyper.get()}}, {static_cast<uint32_t>(s.trainable.size())}, {1, 1, 1},

@@ -58,6 +58,7 @@ struct Session::Impl {
     std::array<uint32_t, 3> groups{1, 1, 1};
     std::string label;
     bool barrier_before = false;
+    bool at_step_start = false;  // recorded before the first kernel (the step counter: nothing there reads it)
   };
   std::vector<Dispatch> optimizer_dispatches;
   std::vector<std::unique_ptr<gpu::DescriptorSet>> optimizer_sets;

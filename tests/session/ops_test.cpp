@@ -67,6 +67,8 @@ std::vector<OpCase> op_cases() {
       {"rms_norm_grad", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.rms_norm_grad(l("a", {4, 20}), l("w", {20}), l("d", {4, 20})); }, false},
       {"cross_entropy", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_loss(l("a", {6, 5}) * 2.0, g.input("labels", {6}, DType::i32)); }, true, 5},
       {"cross_entropy_ignore", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_loss(l("a", {6, 3}), g.input("labels", {6}, DType::i32) - 1, -1); }, true, 4},
+      {"cross_entropy_many_classes", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_loss(l("a", {3, 100}) * 2.0, g.input("labels", {3}, DType::i32)); }, true, 100},
+      {"cross_entropy_probabilities_many_classes", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_loss(l("a", {3, 70}), g.softmax(l("p", {3, 70}))); }},
       {"cross_entropy_probabilities", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_loss(l("a", {4, 5}), g.softmax(l("p", {4, 5}))); }},
       {"cross_entropy_grad", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.cross_entropy_grad(l("a", {6, 5}), g.input("labels", {6}, DType::i32), g.scalar(0.7)); }, false, 5},
       {"mse_loss", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.mse_loss(l("a", {5, 4}), l("b", {5, 4})); }},
