@@ -93,7 +93,15 @@ Tensor reduce_to_shape(Graph& graph, Tensor g, const Shape& shape) {
   if (g.shape().size() < rank)
     throw Error("differentiate: gradient of shape " + format_shape(g.shape()) + " cannot be reduced to " +
                 format_shape(shape) + " (internal rule error)");
-  while (g.shape().size() > rank) g = graph.sum(g, 0);
+  if (g.shape().size() > rank) {
+    // Leading broadcast axes fold into one, so a batched bias gradient is one reduction.
+    if (g.shape().size() > rank + 1) {
+      Shape folded{-1};
+      folded.insert(folded.end(), g.shape().end() - static_cast<std::ptrdiff_t>(rank), g.shape().end());
+      g = graph.reshape(g, folded);
+    }
+    g = graph.sum(g, 0);
+  }
   for (size_t i = 0; i < rank; ++i)
     if (shape[i] == 1 && g.shape()[i] != 1) g = graph.sum(g, static_cast<int64_t>(i), true);
   if (g.shape() != shape)
