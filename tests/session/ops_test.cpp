@@ -111,6 +111,41 @@ void poison(Session& session) {
   }
 }
 
+// Re-runs every kernel with its output bound between two poisoned guard zones: the guards must
+// survive (no write outside the binding) and no output element may keep the poison.
+void expect_writes_stay_inside(Session& session) {
+  auto& impl = session.impl();
+  const uint32_t poison_bits = 0x7fc00001u;
+  const uint64_t guard = 256;
+  for (size_t k = 0; k < impl.plan.kernels.size(); ++k) {
+    const compile::Kernel& kernel = impl.plan.kernels[k];
+    const compile::Storage& out = kernel.bindings.back();
+    gpu::Buffer guarded(impl.context, 2 * guard + out.bytes, gpu::MemoryKind::DeviceLocal, "guarded output");
+    gpu::fill(guarded, poison_bits);
+    std::vector<gpu::BufferRange> ranges;
+    for (size_t b = 0; b + 1 < kernel.bindings.size(); ++b) {
+      const compile::Storage& in = kernel.bindings[b];
+      ranges.push_back({impl.buffers[in.buffer].get(), in.offset, std::max<uint64_t>(in.bytes, 4)});
+    }
+    ranges.push_back({&guarded, guard, out.bytes});
+    gpu::DescriptorSet set(*impl.kernel_pipelines[k], ranges);
+    gpu::Recording once(impl.context);
+    once.dispatch(*impl.kernel_pipelines[k], set, {}, kernel.workgroups);
+    once.finish();
+    once.run();
+    std::vector<uint32_t> words((2 * guard + out.bytes) / 4);
+    gpu::download(guarded, 0, std::as_writable_bytes(std::span(words)));
+    for (size_t i = 0; i < words.size(); ++i) {
+      const bool in_guard = i < guard / 4 || i >= (guard + out.bytes) / 4;
+      if (in_guard) {
+        ASSERT_EQ(words[i], poison_bits) << kernel.label << " wrote outside its output at word " << i;
+      } else {
+        ASSERT_NE(words[i], poison_bits) << kernel.label << " left output element " << i - guard / 4 << " unwritten";
+      }
+    }
+  }
+}
+
 class OpTest : public ::testing::TestWithParam<std::tuple<OpCase, int>> {};
 
 TEST_P(OpTest, ForwardMatchesReference) {
@@ -130,6 +165,7 @@ TEST_P(OpTest, ForwardMatchesReference) {
   session.run();
   const double error = relative_error(session.read_output(0), reference_values[g.outputs()[0]]);
   EXPECT_LE(error, 1e-5) << op.name << "\n" << session.plan_summary();
+  expect_writes_stay_inside(session);
 }
 
 TEST_P(OpTest, GradientMatchesReference) {
