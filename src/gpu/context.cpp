@@ -43,14 +43,13 @@ const char* device_type_name(VkPhysicalDeviceType type) {
   }
 }
 
-int type_preference(VkPhysicalDeviceType type) {
-  switch (type) {
-    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
-    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
-    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
-    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
-    default: return 4;
+// Lower is preferred: discrete, integrated, virtual, CPU, anything else.
+int type_preference(const std::string& type) {
+  static const char* order[] = {"discrete GPU", "integrated GPU", "virtual GPU", "CPU"};
+  for (int i = 0; i < 4; ++i) {
+    if (type == order[i]) return i;
   }
+  return 4;
 }
 
 std::string lowercase(std::string text) {
@@ -237,43 +236,6 @@ DeviceSummary summarize(VkPhysicalDevice device, uint32_t index) {
   return summary;
 }
 
-size_t choose_device(const std::vector<VkPhysicalDevice>& devices, const std::vector<DeviceSummary>& summaries,
-                     const std::optional<std::string>& requested) {
-  std::string wanted;
-  if (requested) {
-    wanted = *requested;
-  } else if (const char* env = std::getenv("MEGANEURA_DEVICE"); env && *env) {
-    wanted = env;
-  }
-  if (!wanted.empty()) {
-    const bool is_index = std::all_of(wanted.begin(), wanted.end(), [](char c) { return std::isdigit(uint8_t(c)); });
-    if (is_index) {
-      const unsigned long index = std::strtoul(wanted.c_str(), nullptr, 10);
-      if (index < devices.size()) return index;
-    } else {
-      for (size_t i = 0; i < summaries.size(); ++i) {
-        if (lowercase(summaries[i].name).find(lowercase(wanted)) != std::string::npos) return i;
-      }
-    }
-    std::string listing;
-    for (const auto& s : summaries) listing += "\n  " + std::to_string(s.index) + ": " + s.name + " (" + s.type + ")";
-    throw Error("MEGANEURA_DEVICE=\"" + wanted + "\" matches no Vulkan device; give an index or part of a name of:" +
-                listing);
-  }
-  size_t best = 0;
-  int best_rank = 1 << 30;
-  for (size_t i = 0; i < devices.size(); ++i) {
-    VkPhysicalDeviceProperties p;
-    vkGetPhysicalDeviceProperties(devices[i], &p);
-    const int rank = type_preference(p.deviceType);
-    if (rank < best_rank) {
-      best_rank = rank;
-      best = i;
-    }
-  }
-  return best;
-}
-
 compile::MatrixComponent component_of(VkComponentTypeNV type) {
   using C = compile::MatrixComponent;
   switch (type) {
@@ -309,6 +271,40 @@ std::string to_hex_uuid(const uint8_t* uuid) {
     out += digits[uuid[i] & 15];
   }
   return out;
+}
+
+size_t Context::preferred_device(const std::vector<DeviceSummary>& summaries, const std::optional<std::string>& requested) {
+  std::string wanted;
+  if (requested) {
+    wanted = *requested;
+  } else if (const char* env = std::getenv("MEGANEURA_DEVICE"); env && *env) {
+    wanted = env;
+  }
+  if (!wanted.empty()) {
+    const bool is_index = std::all_of(wanted.begin(), wanted.end(), [](char c) { return std::isdigit(uint8_t(c)); });
+    if (is_index) {
+      const unsigned long index = std::strtoul(wanted.c_str(), nullptr, 10);
+      if (index < summaries.size()) return index;
+    } else {
+      for (size_t i = 0; i < summaries.size(); ++i) {
+        if (lowercase(summaries[i].name).find(lowercase(wanted)) != std::string::npos) return i;
+      }
+    }
+    std::string listing;
+    for (const auto& s : summaries) listing += "\n  " + std::to_string(s.index) + ": " + s.name + " (" + s.type + ")";
+    throw Error("MEGANEURA_DEVICE=\"" + wanted + "\" matches no Vulkan device; give an index or part of a name of:" +
+                listing);
+  }
+  size_t best = 0;
+  int best_rank = 1 << 30;
+  for (size_t i = 0; i < summaries.size(); ++i) {
+    const int rank = type_preference(summaries[i].type);
+    if (rank < best_rank) {
+      best_rank = rank;
+      best = i;
+    }
+  }
+  return best;
 }
 
 void NativeContext::run_one_shot(const std::function<void(VkCommandBuffer)>& record) {
@@ -347,7 +343,7 @@ Context::Context(const ContextOptions& options) : native_(std::make_unique<Nativ
   try {
     const auto devices = physical_devices(n.instance);
     for (uint32_t i = 0; i < devices.size(); ++i) n.all_devices.push_back(summarize(devices[i], i));
-    const size_t chosen = choose_device(devices, n.all_devices, options.device);
+    const size_t chosen = preferred_device(n.all_devices, options.device);
     n.physical = devices[chosen];
     n.summary = n.all_devices[chosen];
 

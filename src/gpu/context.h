@@ -66,6 +66,12 @@ class Context {
   // Every device the Vulkan drivers report (creates a short-lived instance without validation).
   static std::vector<DeviceSummary> list_devices();
 
+  // Position in `devices` of the device a context would choose: `requested` (or MEGANEURA_DEVICE
+  // when unset) as an index or name substring, else the most capable type. Throws Error listing the
+  // devices when the request matches none.
+  static size_t preferred_device(const std::vector<DeviceSummary>& devices,
+                                 const std::optional<std::string>& requested = std::nullopt);
+
   const compile::DeviceCaps& caps() const;
   const DeviceSummary& device() const;
   const std::vector<DeviceSummary>& all_devices() const;  // as enumerated by this context's instance

@@ -14,6 +14,7 @@
 
 #include "gpu/native.h"
 #include "gpu/validation.h"
+#include "meganeura/device.h"
 #include "meganeura/error.h"
 
 extern char** environ;
@@ -175,6 +176,37 @@ TEST(GpuContext, ValidationMessagesFailTheTestThatCausedThem) {
   EXPECT_NE(errors.str().find("DISABLED_BreaksAVulkanRule: Vulkan validation layer:"), std::string::npos)
       << errors.str();
   EXPECT_NE(errors.str().find("VkBufferCreateInfo"), std::string::npos) << errors.str();
+}
+
+TEST(GpuContext, PublicDeviceListMarksThePreferredDevice) {
+  const auto devices = list_devices();
+  const auto summaries = Context::list_devices();
+  ASSERT_EQ(devices.size(), summaries.size());
+  size_t preferred = 0;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    EXPECT_EQ(devices[i].name, summaries[i].name);
+    EXPECT_FALSE(devices[i].driver.empty());
+    preferred += devices[i].preferred;
+  }
+  EXPECT_EQ(preferred, 1u);
+  EXPECT_TRUE(devices[Context::preferred_device(summaries)].preferred);
+  EXPECT_EQ(devices[Context::preferred_device(summaries)].name, Context::shared()->device().name);
+  ScopedEnv env("MEGANEURA_DEVICE", "no-such-gpu");
+  for (const auto& device : list_devices()) EXPECT_FALSE(device.preferred) << device.name;
+}
+
+// Ranking by type: a discrete GPU wins over a CPU device listed before it, whatever the order.
+TEST(GpuContext, PreferenceFollowsDeviceTypeThenRequest) {
+  std::vector<DeviceSummary> devices(3);
+  devices[0] = {.index = 0, .name = "llvmpipe", .type = "CPU"};
+  devices[1] = {.index = 1, .name = "Intel UHD", .type = "integrated GPU"};
+  devices[2] = {.index = 2, .name = "NVIDIA H100", .type = "discrete GPU"};
+  EXPECT_EQ(Context::preferred_device(devices, std::nullopt), 2u);
+  EXPECT_EQ(Context::preferred_device(devices, "intel"), 1u);
+  EXPECT_EQ(Context::preferred_device(devices, "0"), 0u);
+  EXPECT_THROW(Context::preferred_device(devices, "3"), Error);
+  devices.pop_back();
+  EXPECT_EQ(Context::preferred_device(devices, std::nullopt), 1u);
 }
 
 }  // namespace
