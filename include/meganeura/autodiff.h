@@ -13,8 +13,8 @@
 //
 // The loss is the forward graph's first output and must be a float scalar (shape [] or [1]).
 // Gradients flow through every op of the table that has a rule (see gradient_support) and stop at
-// stop_gradient, at integer tensors (ids, labels, offsets) and at ops marked not differentiable
-// (argmax, greater, casts to or from integers, the backward ops of the table...). Fan-out adds the
+// stop_gradient, at integer tensors (ids, labels, offsets, casts to or from integers) and at argmax
+// and greater (see gradient_support for the other unsupported ops). Fan-out adds the
 // contributions; broadcasting is undone by summing over the broadcast axes. A trainable parameter
 // the loss does not depend on gets a zero gradient and is listed in `unreached`.
 #pragma once
@@ -48,9 +48,13 @@ GradientGraph differentiate(const Graph& forward);
 std::string gradient_name(const std::string& parameter_name);
 
 // How the gradient table treats an op: leaves start or end the backward pass, `rule` ops have an
-// entry, `not_differentiable` ops are marked explicitly (their output carries no gradient).
-// `missing` means the table has no entry yet: a coverage test fails on it.
+// entry, `not_differentiable` ops are marked explicitly. Among those, ops whose derivative is zero
+// wherever it exists (greater, argmax, stop_gradient) simply carry no gradient; the others (KV-cache
+// writes, the backward ops, i.e. second derivatives) make differentiate() throw when a gradient
+// would have to flow through them, rather than drop it silently. `missing` means the table has no
+// entry yet: a coverage test fails on it.
 enum class GradientSupport { leaf, rule, not_differentiable, missing };
 GradientSupport gradient_support(Op op);
+bool has_zero_derivative(Op op);  // greater, argmax, stop_gradient
 
 }  // namespace meganeura

@@ -39,8 +39,8 @@ GradientGraph differentiate(const Graph& forward) {
       continue;
     }
     const GradientSupport support = gradient_support(n.op);
-    if (support == GradientSupport::leaf || support == GradientSupport::not_differentiable || !is_float(n.dtype))
-      continue;
+    // Unsupported ops still propagate `carries`, so the backward walk can name them if it meets one.
+    if (support == GradientSupport::leaf || has_zero_derivative(n.op) || !is_float(n.dtype)) continue;
     bool any = false;
     for (int32_t in : n.inputs) any = any || carries[static_cast<size_t>(in)];
     if (any && support == GradientSupport::missing)
@@ -72,6 +72,12 @@ GradientGraph differentiate(const Graph& forward) {
       any = any || wanted.back();
     }
     if (!any) continue;
+    if (gradient_support(node.op) == GradientSupport::not_differentiable)
+      throw Error(std::string("differentiate: the loss depends on a trainable parameter through ") + op_name(node.op) +
+                  " (node %" + std::to_string(id) + "), which has no gradient rule (" +
+                  (node.op == Op::kv_cache_write ? "KV-cache writes belong to inference graphs; train without the cache"
+                                                 : "second derivatives are not supported") +
+                  "); wrap its operands in stop_gradient if no gradient should flow there");
     autodiff::GradientContext context{graph, node, graph.tensor(id), inputs, *grads[index], wanted};
     const std::vector<std::optional<Tensor>> operand_grads = autodiff::gradient_rule(context);
     for (size_t i = 0; i < node.inputs.size(); ++i) {

@@ -457,6 +457,8 @@ Grads gradient_rule(const GradientContext& c) {
 
 namespace meganeura {
 
+bool has_zero_derivative(Op op) { return op == Op::greater || op == Op::argmax || op == Op::stop_gradient; }
+
 GradientSupport gradient_support(Op op) {
   switch (op) {
     case Op::input: case Op::parameter: case Op::constant: case Op::scalar:

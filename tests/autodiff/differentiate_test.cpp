@@ -35,6 +35,31 @@ TEST(GradCoverage, EveryGradientRuleHasAFiniteDifferenceCheck) {
     }
 }
 
+TEST(DifferentiateGrad, GradientThroughAKvCacheWriteIsAnError) {
+  Graph g;
+  Tensor w = g.parameter("w", {1, 1, 2, 4}, Init::normal(0, 1));
+  Tensor cache = g.input("cache", {1, 1, 6, 4});
+  Tensor written = g.kv_cache_write(cache, w * 2.0, g.input("offset", {1}, DType::i32));
+  g.set_outputs({g.sum_all(written)});
+  try {
+    differentiate(g);
+    ADD_FAILURE() << "a gradient through kv_cache_write was dropped silently";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("kv_cache_write"), std::string::npos) << e.what();
+  }
+  // Off the loss's path the write is harmless (an inference output beside the training loss).
+  g.set_outputs({g.sum_all(w * w), written});
+  EXPECT_NO_THROW(differentiate(g));
+}
+
+TEST(DifferentiateGrad, SecondDerivativesAreAnError) {
+  Graph g;
+  Tensor x = g.parameter("x", {2, 3}, Init::normal(0, 1));
+  Tensor w = g.parameter("w", {3}, Init::ones());
+  g.set_outputs({g.sum_all(g.rms_norm_grad(x, w, x, 1e-6))});
+  EXPECT_THROW(differentiate(g), Error);
+}
+
 TEST(DifferentiateGrad, NamesOutputsAndOrder) {
   Graph g;
   Tensor x = g.input("x", {4, 3});
