@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -124,6 +125,19 @@ class Session {
   void set_optimizer(const OptimizerSpec& spec);
   // Takes effect at the next step without re-recording.
   void set_learning_rate(double learning_rate);
+
+  // Gradient accumulation: compute_gradients() runs forward + backward without the update (the
+  // gradients stay readable with read_gradient), set_gradient() overwrites one, apply_update() runs
+  // only the optimizer (clipping included) on the gradients as they stand.
+  void compute_gradients();
+  void set_gradient(const std::string& name, std::span<const float> data);
+  void apply_update();
+
+  // Optimizer state for checkpoints, by name: "<parameter>.m" and "<parameter>.v" (moments; SGD with
+  // momentum has only .m) and "optimizer.scalars" (step count, beta powers). Writing it back after
+  // set_optimizer with the same spec continues the updates exactly; the learning rate is kept.
+  std::map<std::string, std::vector<float>> read_optimizer_state() const;
+  void write_optimizer_state(const std::map<std::string, std::vector<float>>& state);
 
   void step();                 // forward + backward + update (training), one submission
   void step_n(uint32_t steps); // `steps` replays in one submission (same inputs each time)

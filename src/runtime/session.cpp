@@ -65,6 +65,8 @@ void Session::Impl::record() {
     }
   }
   recording->finish();
+  gradients_only.reset();
+  update_only.reset();
 
   // Forward only (run() on a training session): the kernels the user's outputs need.
   forward_only.reset();

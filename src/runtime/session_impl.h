@@ -65,6 +65,8 @@ struct Session::Impl {
 
   std::unique_ptr<gpu::Recording> recording;       // the whole step
   std::unique_ptr<gpu::Recording> forward_only;    // training sessions: run() without backward/update
+  std::unique_ptr<gpu::Recording> gradients_only;  // compute_gradients(): built on first use
+  std::unique_ptr<gpu::Recording> update_only;     // apply_update(): built on first use
   bool forward_recorded_with_timestamps = false;
 
   gpu::Pipeline& pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
