@@ -99,7 +99,7 @@ fs::path RepoCache::link_snapshot(const std::string& commit, const std::string& 
   fs::create_directories(pointer.parent_path());
   std::error_code ec;
   fs::remove(pointer, ec);
-  fs::create_symlink(fs::relative(blob(etag), pointer.parent_path()), pointer, ec);
+  fs::create_symlink(blob(etag).lexically_relative(pointer.parent_path()), pointer, ec);  // like os.path.relpath
   if (ec) fs::copy_file(blob(etag), pointer, fs::copy_options::overwrite_existing);
   return pointer;
 }

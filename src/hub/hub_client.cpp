@@ -260,6 +260,21 @@ bool matches(const std::vector<std::string>& patterns, const std::string& name) 
   return false;
 }
 
+bool covers(const fs::path& snapshot, const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+  std::vector<bool> found(include.size(), false);
+  bool any = false;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(snapshot, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory(ec) || !fs::exists(it->path(), ec)) continue;  // skips dangling links
+    const std::string name = it->path().lexically_relative(snapshot).generic_string();  // keeps symlinks
+    if (matches(exclude, name)) continue;
+    any = true;
+    for (size_t i = 0; i < include.size(); ++i) found[i] = found[i] || matches({include[i]}, name);
+  }
+  return any && std::all_of(found.begin(), found.end(), [](bool f) { return f; });
+}
+
 }  // namespace
 
 HubOptions HubOptions::from_environment() {
@@ -358,7 +373,10 @@ std::string download_snapshot(const std::string& repo_id, const std::string& rev
     return std::nullopt;
   };
   if (is_commit_hash(revision) || options.offline) {
-    if (const auto folder = cached_snapshot()) return folder->string();
+    // Without the file list only the cache can say whether the wanted files are there: every
+    // include pattern (or, with none, the snapshot as a whole) must match a cached file.
+    if (const auto folder = cached_snapshot(); folder && (options.offline || covers(*folder, include, exclude)))
+      return folder->string();
     if (options.offline)
       throw Error(repo_id + " at revision '" + revision + "' is not in the cache (" + cache.folder().string() +
                   ") and offline mode (HF_HUB_OFFLINE) forbids downloading it");

@@ -127,8 +127,24 @@ TEST(Hub, CachedFilesAreNeverDownloadedTwice) {
   // A commit hash that is cached: no request at all.
   hub.clear_log();
   EXPECT_EQ(hub::download_snapshot("org/tiny", commit, {}, {}, options), snapshot.string());
+  EXPECT_EQ(hub::download_snapshot("org/tiny", commit, {"*.json", "*.safetensors"}, {}, options), snapshot.string());
   hub::download_file("org/tiny", "config.json", commit, options);
   EXPECT_TRUE(hub.requests().empty());
+}
+
+TEST(Hub, ACachedCommitMissingWantedFilesIsCompleted) {
+  FakeHub hub;
+  TinyRepo repo(hub);
+  hub.start();
+  const auto options = hub.options();
+  const fs::path snapshot = hub::download_snapshot("org/tiny", "main", {"*.json"}, {}, options);
+  EXPECT_FALSE(fs::exists(snapshot / "model.safetensors"));
+  hub.clear_log();
+  const std::string commit = snapshot.filename().string();
+  EXPECT_EQ(hub::download_snapshot("org/tiny", commit, {"*.safetensors"}, {}, options), snapshot.string());
+  EXPECT_EQ(read_file(snapshot / "model.safetensors"), repo.weights_file);
+  EXPECT_EQ(count_matching(hub.requests(), "GET /api/models/org/tiny/revision/" + commit), 1u);
+  EXPECT_EQ(count_matching(hub.requests(), "GET /cdn/org/tiny/model.safetensors"), 1u);
 }
 
 TEST(Hub, ResumesADroppedDownloadWithARangeRequest) {
