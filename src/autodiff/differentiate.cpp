@@ -38,15 +38,11 @@ GradientGraph differentiate(const Graph& forward) {
       carries[static_cast<size_t>(id)] = n.trainable && is_float(n.dtype);
       continue;
     }
-    const GradientSupport support = gradient_support(n.op);
-    // Unsupported ops still propagate `carries`, so the backward walk can name them if it meets one.
-    if (support == GradientSupport::leaf || has_zero_derivative(n.op) || !is_float(n.dtype)) continue;
+    // Ops without a rule still propagate `carries`, so the backward walk names them if the loss
+    // needs a gradient through one (and ignores them off the loss's path).
+    if (op_category(n.op) == OpCategory::leaf || has_zero_derivative(n.op) || !is_float(n.dtype)) continue;
     bool any = false;
     for (int32_t in : n.inputs) any = any || carries[static_cast<size_t>(in)];
-    if (any && support == GradientSupport::missing)
-      throw Error(std::string("differentiate: op ") + op_name(n.op) + " (node %" + std::to_string(id) +
-                  ") has no gradient rule and lies between a trainable parameter and the loss; add a rule to the "
-                  "gradient table or wrap its operands in stop_gradient");
     carries[static_cast<size_t>(id)] = any;
   }
 
@@ -72,12 +68,15 @@ GradientGraph differentiate(const Graph& forward) {
       any = any || wanted.back();
     }
     if (!any) continue;
-    if (gradient_support(node.op) == GradientSupport::not_differentiable)
+    const GradientSupport support = gradient_support(node.op);
+    if (support != GradientSupport::rule) {
+      const char* why = node.op == Op::kv_cache_write ? "KV-cache writes belong to inference graphs; train without the cache"
+                        : support == GradientSupport::missing ? "add one to src/autodiff/gradient_table.cpp"
+                                                              : "second derivatives are not supported";
       throw Error(std::string("differentiate: the loss depends on a trainable parameter through ") + op_name(node.op) +
-                  " (node %" + std::to_string(id) + "), which has no gradient rule (" +
-                  (node.op == Op::kv_cache_write ? "KV-cache writes belong to inference graphs; train without the cache"
-                                                 : "second derivatives are not supported") +
+                  " (node %" + std::to_string(id) + "), which has no gradient rule (" + why +
                   "); wrap its operands in stop_gradient if no gradient should flow there");
+    }
     autodiff::GradientContext context{graph, node, graph.tensor(id), inputs, *grads[index], wanted};
     const std::vector<std::optional<Tensor>> operand_grads = autodiff::gradient_rule(context);
     for (size_t i = 0; i < node.inputs.size(); ++i) {
