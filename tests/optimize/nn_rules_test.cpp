@@ -287,3 +287,63 @@ TEST(NnRules, ScalarArithmeticIsFolded) {
     }
   }
 }
+
+// The remaining rules, each on its own pattern, each checked on the reference by run().
+TEST(NnRules, EveryOtherRuleFiresAndPreservesOutputs) {
+  auto single = [](auto build) {
+    Graph g;
+    Tensor out = build(g);
+    return run(g, {out});
+  };
+  auto x_of = [](Graph& g) { return g.input("x", {3, 5}); };
+  // silu written with exp: x / (1 + exp(-x)) as x * recip(1 + exp(-x)).
+  auto r = single([&](Graph& g) { Tensor x = x_of(g); return x * g.recip(1.0 + g.exp(-x)); });
+  EXPECT_EQ(count(r.graph, Op::silu), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return g.exp(x) / g.sum(g.exp(x), -1, true); });
+  EXPECT_EQ(count(r.graph, Op::softmax), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return x - g.log(g.sum(g.exp(x), -1, true)); });
+  EXPECT_EQ(count(r.graph, Op::log_softmax), 1u);
+  r = single([&](Graph& g) { return g.log(g.softmax(x_of(g), -1)); });
+  EXPECT_EQ(count(r.graph, Op::log_softmax), 1u);
+  EXPECT_EQ(count(r.graph, Op::log), 0u);
+  // x / sqrt(y) costs what x * rsqrt(y) costs; the rule only makes the second form available.
+  r = single([&](Graph& g) { Tensor x = x_of(g); return x / g.sqrt(g.abs(x) + 1.0); });
+  EXPECT_EQ(r.report.rules_applied.at("div-sqrt"), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return g.recip(g.sqrt(g.abs(x))); });
+  EXPECT_EQ(count(r.graph, Op::rsqrt), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return x * (x * x); });
+  EXPECT_EQ(count(r.graph, Op::pow), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return (0.0 - g.exp(x)) + x * -1.0; });
+  EXPECT_EQ(count(r.graph, Op::mul), 0u);
+  EXPECT_EQ(r.report.rules_applied.at("zero-sub"), 1u);
+  EXPECT_EQ(r.report.rules_applied.at("mul-minus-one"), 1u);
+  r = single([&](Graph& g) { Tensor x = x_of(g); return x + g.broadcast_to(g.scalar(2.0), {3, 5}); });
+  EXPECT_EQ(count(r.graph, Op::broadcast_to), 0u);
+  r = single([&](Graph& g) { return g.broadcast_to(x_of(g), {3, 5}) * 3.0; });
+  EXPECT_EQ(count(r.graph, Op::broadcast_to), 0u);
+  // A transposed left operand becomes transpose_a; a transpose of an already transposed right
+  // operand cancels the flag.
+  r = single([&](Graph& g) {
+    Tensor a = g.input("a", {2, 7, 4});
+    Tensor b = g.input("b", {2, 6, 7});
+    return g.matmul(g.transpose(a), b, false, true);
+  });
+  EXPECT_EQ(count(r.graph, Op::permute), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::matmul) {
+      EXPECT_TRUE(n.attrs.transpose_a);
+      EXPECT_TRUE(n.attrs.transpose_b);
+    }
+  }
+  r = single([&](Graph& g) {
+    Tensor a = g.input("a", {7, 4});
+    Tensor b = g.input("b", {4, 6});
+    return g.matmul(a, g.transpose(b), false, true);
+  });
+  EXPECT_EQ(count(r.graph, Op::permute), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op == Op::matmul) {
+      EXPECT_FALSE(n.attrs.transpose_b);
+    }
+  }
+}

@@ -1,8 +1,13 @@
 // Patterns over an e-graph: parsing from s-expressions, e-matching and instantiation.
 //
-//   auto p = egraph::Pattern::parse(g, "(mul ?x (sigmoid ?x))");
-//   for (const egraph::Match& m : p.search(g, index)) { ... m.subst.cls(p.var("?x")) ... }
-//   ClassId silu = egraph::Pattern::parse(g, "(silu ?x)", &p.vars()).instantiate(g, m.subst);
+//   egraph::VarTable vars;
+//   auto lhs = egraph::Pattern::parse(g, "(mul ?x (sigmoid ?x))", &vars);
+//   auto rhs = egraph::Pattern::parse(g, "(silu ?x)", &vars);
+//   egraph::OpIndex index;
+//   index.build(g);
+//   std::vector<egraph::Match> matches;
+//   lhs.search(g, index, vars.size(), &matches);
+//   for (const egraph::Match& m : matches) g.merge(m.root, rhs.instantiate(g, m.subst));
 //
 // Syntax: `?name` is a variable (a repeated variable must match one class); any other atom is a
 // nullary operator; `(op child...)` an operator application. Attributes follow the operator name in
