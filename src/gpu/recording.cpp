@@ -20,11 +20,16 @@ struct CopyCommand {
   VkBuffer source, destination;
   VkBufferCopy region;
 };
+struct FillCommand {
+  VkBuffer buffer;
+  uint64_t offset, size;
+  uint32_t pattern;
+};
 struct BarrierCommand {
   VkBuffer buffer;  // VK_NULL_HANDLE: a global memory barrier
   uint64_t offset, size;
 };
-using Command = std::variant<DispatchCommand, CopyCommand, BarrierCommand>;
+using Command = std::variant<DispatchCommand, CopyCommand, FillCommand, BarrierCommand>;
 
 constexpr VkPipelineStageFlags kWorkStages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
 constexpr VkAccessFlags kWrites = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
@@ -117,6 +122,22 @@ void Recording::copy(const BufferRange& source, const BufferRange& destination, 
   labels_.push_back(std::move(label));
 }
 
+void Recording::fill(const BufferRange& range, uint32_t pattern, std::string label) {
+  require_recording("fill");
+  if (label.empty()) label = "fill";
+  const std::string what = "gpu::Recording::fill(\"" + label + "\")";
+  if (!range.buffer || !range.buffer->valid()) throw Error(what + ": missing buffer");
+  const uint64_t size = range.resolved_size();
+  if (range.offset > range.buffer->size() || size > range.buffer->size() - range.offset || size == 0 ||
+      range.offset % 4 != 0 || size % 4 != 0) {
+    throw Error(what + ": " + std::to_string(size) + " bytes at offset " + std::to_string(range.offset) +
+                " of buffer \"" + range.buffer->label() + "\" (" + std::to_string(range.buffer->size()) +
+                " bytes); the range must be non-empty, inside the buffer, and offset and size multiples of 4");
+  }
+  native_->recorded.push_back(FillCommand{range.buffer->native().buffer, range.offset, size, pattern});
+  labels_.push_back(std::move(label));
+}
+
 void Recording::barrier() {
   require_recording("barrier");
   native_->recorded.push_back(BarrierCommand{VK_NULL_HANDLE, 0, 0});
@@ -190,6 +211,8 @@ void Recording::finish() {
       vkCmdDispatch(cb, dispatch->groups[0], dispatch->groups[1], dispatch->groups[2]);
     } else if (const auto* copy = std::get_if<CopyCommand>(&command)) {
       vkCmdCopyBuffer(cb, copy->source, copy->destination, 1, &copy->region);
+    } else if (const auto* fill = std::get_if<FillCommand>(&command)) {
+      vkCmdFillBuffer(cb, fill->buffer, fill->offset, fill->size, fill->pattern);
     }
     if (timestamps) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, r.queries, query + 1);
     query += 2;

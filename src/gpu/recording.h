@@ -49,6 +49,9 @@ class Recording {
                 std::string label = {});
   // Copies resolved_size() bytes; both ranges must be the same size.
   void copy(const BufferRange& source, const BufferRange& destination, std::string label = {});
+  // Fills the range (offset and size multiples of 4) with a repeated 32-bit pattern, e.g. zeroes
+  // for accumulators that every replay starts from.
+  void fill(const BufferRange& range, uint32_t pattern, std::string label = {});
   // Full memory barrier between compute/transfer writes and later compute/transfer reads and writes.
   void barrier();
   // Barrier for one range only (cheaper on some drivers than a global one).
@@ -60,11 +63,11 @@ class Recording {
   void wait();
 
   bool finished() const { return finished_; }
-  size_t command_count() const { return labels_.size(); }  // dispatches and copies
+  size_t command_count() const { return labels_.size(); }  // dispatches, copies and fills
   size_t barrier_count() const { return barriers_; }
   const std::vector<std::string>& labels() const { return labels_; }
 
-  // Durations of each dispatch/copy in the last completed replay (timestamps=true only, else
+  // Durations of each dispatch/copy/fill in the last completed replay (timestamps=true only, else
   // throws meganeura::Error). Devices without timestamps give an empty vector.
   std::vector<uint64_t> dispatch_durations_ns() const;
 

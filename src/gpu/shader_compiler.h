@@ -9,7 +9,8 @@
 // option or an upgraded shaderc never returns stale code. Entries are written to a temporary file
 // and renamed into place, and carry a checksum: concurrent processes never see partial files, and a
 // damaged entry is recompiled and replaced. A compile error throws meganeura::Error quoting the
-// offending GLSL lines with their numbers.
+// offending GLSL lines with their numbers. compile() may be called from several threads at once
+// (build kernels in parallel); the statistics are counted across them.
 #pragma once
 
 #include <atomic>

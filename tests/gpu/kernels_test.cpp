@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "gpu/buffer.h"
@@ -265,6 +266,35 @@ TEST(GpuPipeline, PipelineCacheIsSavedPerDevice) {
   // A second context loads it (a damaged or foreign blob would be dropped, not passed on).
   Context second;
   EXPECT_EQ(second.device().uuid, context->device().uuid);
+}
+
+// fill → barrier → accumulate: every replay starts from the filled value, so repeated replays give
+// the same result.
+TEST(GpuRecording, FillResetsStateAtTheStartOfEveryReplay) {
+  auto context = Context::shared();
+  const uint32_t count = 130;
+  const auto delta = random_floats(count, 13);
+  Buffer values(context, count * 4 + 16, MemoryKind::DeviceLocal, "values");
+  Buffer delta_buffer(context, count * 4, MemoryKind::DeviceLocal, "delta");
+  put(delta_buffer, delta);
+  fill(values, testing::kPoison);
+  Pipeline pipeline(context, {.spirv = compile(testing::kAccumulate, "accumulate"), .storage_buffers = 2,
+                              .push_constant_bytes = 4, .label = "accumulate"});
+  DescriptorSet bindings(pipeline, {{&values, 0, count * 4}, {&delta_buffer}});
+  const float start = 1.5f;
+  uint32_t start_bits;
+  std::memcpy(&start_bits, &start, 4);
+  Recording recording(context);
+  recording.fill({&values, 0, count * 4}, start_bits);
+  recording.barrier();
+  recording.dispatch(pipeline, bindings, push_bytes(count), {(count + 63) / 64, 1, 1});
+  EXPECT_THROW(recording.fill({&values, 2, 8}, 0), Error) << "unaligned offset";
+  recording.finish();
+  recording.run(3);
+  recording.run();
+  const auto got = get(values, count + 4);
+  for (uint32_t i = 0; i < count; ++i) ASSERT_EQ(got[i], start + delta[i]) << i;
+  for (uint32_t i = count; i < count + 4; ++i) EXPECT_TRUE(testing::is_poison(got[i])) << "past the range: " << i;
 }
 
 }  // namespace
