@@ -38,9 +38,11 @@ Tensor gelu_tanh(Graph& graph, Tensor x);                     // 0.5x·(1 + tanh
 Tensor softmax(Graph& graph, Tensor x, int64_t axis = -1);    // exp(x − max)·recip(Σ exp(x − max))
 
 // y = x·wᵀ (+ b). weight [out, in] ("prefix.weight"), bias [out] ("prefix.bias"), both drawn
-// from U(±1/√in) like PyTorch's nn.Linear.
+// from U(±1/√in) like PyTorch's nn.Linear unless weight_init says otherwise (Hugging Face models
+// initialise with normal(0, initializer_range) and zero biases).
 struct Linear {
-  Linear(Graph& graph, const std::string& prefix, int64_t in_features, int64_t out_features, bool bias = false);
+  Linear(Graph& graph, const std::string& prefix, int64_t in_features, int64_t out_features, bool bias = false,
+         std::optional<Init> weight_init = std::nullopt);
   Tensor forward(Graph& graph, Tensor x) const;  // [..., in] → [..., out]
 
   Tensor weight;

@@ -15,11 +15,14 @@ void require_positive(const char* layer, const std::string& prefix, std::initial
 
 }  // namespace
 
-Linear::Linear(Graph& graph, const std::string& prefix, int64_t in_features, int64_t out_features, bool with_bias) {
+Linear::Linear(Graph& graph, const std::string& prefix, int64_t in_features, int64_t out_features, bool with_bias,
+               std::optional<Init> weight_init) {
   require_positive("Linear", prefix, {in_features, out_features});
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-  weight = graph.parameter(join(prefix, "weight"), {out_features, in_features}, Init::uniform(-bound, bound));
-  if (with_bias) bias = graph.parameter(join(prefix, "bias"), {out_features}, Init::uniform(-bound, bound));
+  const Init default_init = Init::uniform(-bound, bound);
+  weight = graph.parameter(join(prefix, "weight"), {out_features, in_features}, weight_init.value_or(default_init));
+  if (with_bias)
+    bias = graph.parameter(join(prefix, "bias"), {out_features}, weight_init ? Init::zeros() : default_init);
 }
 
 Tensor Linear::forward(Graph& graph, Tensor x) const {

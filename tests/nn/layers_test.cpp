@@ -87,6 +87,15 @@ TEST_F(LayerTest, LinearWithoutBiasHasNoBiasParameter) {
   expect_close(y, linear(fed("x"), fed("proj.weight"), nullptr, 4, 6));
 }
 
+TEST_F(LayerTest, LinearInitialisation) {
+  nn::Linear torch_style(g, "a", 16, 4, /*bias=*/true);
+  EXPECT_EQ(g.node(torch_style.weight.id).init, Init::uniform(-0.25, 0.25));
+  EXPECT_EQ(g.node(torch_style.bias->id).init, Init::uniform(-0.25, 0.25));
+  nn::Linear hf_style(g, "b", 16, 4, /*bias=*/true, Init::normal(0.0, 0.02));
+  EXPECT_EQ(g.node(hf_style.weight.id).init, Init::normal(0.0, 0.02));
+  EXPECT_EQ(g.node(hf_style.bias->id).init, Init::zeros());
+}
+
 TEST_F(LayerTest, EmbeddingGathersRows) {
   nn::Embedding embed(g, "model.embed_tokens", 7, 3);
   EXPECT_EQ(shape_of("model.embed_tokens.weight"), (Shape{7, 3}));
