@@ -95,6 +95,7 @@ std::vector<Token> lex(std::string_view s) {
     } else if (std::isdigit(static_cast<unsigned char>(c))) {
       size_t j = i;
       while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      if (j - i > 18) fail("the integer " + std::string(s.substr(i, j - i)) + " is too large");
       tokens.push_back({Token::Kind::Integer, "", std::stoll(std::string(s.substr(i, j - i)))});
       i = j;
     } else if (c == '\'' || c == '"') {
@@ -279,7 +280,10 @@ class Evaluator {
         joined.insert(joined.end(), rhs.list->begin(), rhs.list->end());
         v = Value::of(std::move(joined));
       } else if (is_number(v) && is_number(rhs)) {
-        v = Value::of(plus ? number(v) + number(rhs) : number(v) - number(rhs));
+        int64_t result = 0;
+        if (plus ? __builtin_add_overflow(number(v), number(rhs), &result) : __builtin_sub_overflow(number(v), number(rhs), &result))
+          fail("integer overflow");
+        v = Value::of(result);
       } else {
         fail(std::string("'") + (plus ? "+" : "-") + "' on values of these types (undefined variable?)");
       }
@@ -296,7 +300,10 @@ class Evaluator {
       if (!is_number(v) || !is_number(rhs)) fail("'" + op + "' on values that are not integers");
       if (op != "*" && number(rhs) == 0) fail("division by zero");
       const int64_t a = number(v), b = number(rhs);
-      v = Value::of(op == "*" ? a * b : op == "%" ? ((a % b) + b) % b : (a - (((a % b) + b) % b)) / b);
+      int64_t product = 0;
+      if (op == "*" && __builtin_mul_overflow(a, b, &product)) fail("integer overflow");
+      if (op != "*" && b == -1 && a == INT64_MIN) fail("integer overflow");
+      v = Value::of(op == "*" ? product : op == "%" ? ((a % b) + b) % b : (a - (((a % b) + b) % b)) / b);
     }
     return v;
   }
@@ -306,7 +313,7 @@ class Evaluator {
       ++pos_;
       const Value v = unary(live);
       if (!live) return v;
-      if (!is_number(v)) fail("'-' on a value that is not an integer");
+      if (!is_number(v) || number(v) == INT64_MIN) fail("'-' on a value that is not a negatable integer");
       return Value::of(-number(v));
     }
     return postfix(live);
