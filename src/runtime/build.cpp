@@ -1,6 +1,9 @@
 // Building sessions: optimize → differentiate → optimize → compile → codegen → pipelines → record.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <future>
+#include <thread>
 
 #include "codegen/codegen.h"
 #include "codegen/optimizer.h"
@@ -52,12 +55,8 @@ gpu::Pipeline& Session::Impl::pipeline_for(const std::string& source, uint32_t b
   auto found = pipelines.find(source);
   if (found != pipelines.end()) return *found->second;
   codegen::dump_shader(source, label);
-  gpu::ShaderCompiler& compiler = shader_compiler();
-  const gpu::ShaderCacheStats before = compiler.stats();
-  const std::vector<uint32_t> spirv = compiler.compile(source, {.name = label});
-  const gpu::ShaderCacheStats after = compiler.stats();
-  build_stats.cache_hits += after.hits - before.hits;
-  build_stats.compiled += after.misses - before.misses;
+  if (!spirv_by_source.count(source)) precompile({source});
+  const std::vector<uint32_t>& spirv = spirv_by_source.at(source);
   ++build_stats.unique_shaders;
   auto pipeline = std::make_unique<gpu::Pipeline>(
       context, gpu::PipelineDesc{.spirv = spirv, .storage_buffers = bindings, .push_constant_bytes = push_bytes,
@@ -65,6 +64,31 @@ gpu::Pipeline& Session::Impl::pipeline_for(const std::string& source, uint32_t b
   gpu::Pipeline& result = *pipeline;
   pipelines.emplace(source, std::move(pipeline));
   return result;
+}
+
+void Session::Impl::precompile(const std::vector<std::string>& sources) {
+  std::vector<std::string> fresh;
+  for (const std::string& source : sources) {
+    if (!spirv_by_source.count(source) && std::find(fresh.begin(), fresh.end(), source) == fresh.end()) {
+      fresh.push_back(source);
+    }
+  }
+  gpu::ShaderCompiler& compiler = shader_compiler();
+  const gpu::ShaderCacheStats before = compiler.stats();
+  const size_t threads = std::max<size_t>(1, std::min<size_t>(fresh.size(), std::thread::hardware_concurrency()));
+  std::vector<std::vector<uint32_t>> spirv(fresh.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::future<void>> workers;
+  for (size_t t = 0; t < threads; ++t) {
+    workers.push_back(std::async(std::launch::async, [&] {
+      for (size_t i = next++; i < fresh.size(); i = next++) spirv[i] = compiler.compile(fresh[i], {.name = "kernel"});
+    }));
+  }
+  for (auto& worker : workers) worker.get();  // rethrows a compile error
+  for (size_t i = 0; i < fresh.size(); ++i) spirv_by_source[fresh[i]] = std::move(spirv[i]);
+  const gpu::ShaderCacheStats after = compiler.stats();
+  build_stats.cache_hits += after.hits - before.hits;
+  build_stats.compiled += after.misses - before.misses;
 }
 
 const gpu::Buffer& Session::Impl::buffer_of(int32_t node) const {
@@ -138,9 +162,13 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
     }
   }
 
-  // Pipelines and descriptor sets.
-  for (const compile::Kernel& kernel : plan.kernels) {
-    const std::string source = codegen::generate(plan.graph, kernel, impl->caps);
+  // Pipelines and descriptor sets; the shaders compile in parallel first.
+  std::vector<std::string> sources;
+  for (const compile::Kernel& kernel : plan.kernels) sources.push_back(codegen::generate(plan.graph, kernel, impl->caps));
+  impl->precompile(sources);
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    const compile::Kernel& kernel = plan.kernels[k];
+    const std::string& source = sources[k];
     gpu::Pipeline& pipeline = impl->pipeline_for(source, static_cast<uint32_t>(kernel.bindings.size()), 0,
                                                  compile::archetype_name(kernel.archetype));
     std::vector<gpu::BufferRange> ranges;

@@ -71,6 +71,10 @@ struct Session::Impl {
 
   gpu::Pipeline& pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
                               const std::string& label);
+  // Compiles the sources not seen yet on several threads (build time is mostly shaderc); pipeline_for
+  // then takes the SPIR-V from here.
+  void precompile(const std::vector<std::string>& sources);
+  std::map<std::string, std::vector<uint32_t>> spirv_by_source;
   void record();
   const gpu::Buffer& buffer_of(int32_t node) const;
   int32_t parameter_node(const std::string& name, const char* what) const;
