@@ -31,7 +31,8 @@ namespace meganeura {
 struct GradientGraph {
   // The forward nodes (same ids as the input graph) followed by the backward pass.
   Graph graph;
-  // Trainable float parameters, in creation order; each has a gradient output.
+  // Trainable float parameters in creation order, then the inputs asked for; each has a gradient
+  // output.
   std::vector<std::string> parameters;
   // Parameter name → id (in `graph`) of the node holding its gradient, named gradient_name(name).
   std::map<std::string, int32_t> gradients;
@@ -39,10 +40,17 @@ struct GradientGraph {
   std::vector<std::string> unreached;
 };
 
+struct DifferentiateOptions {
+  // Float inputs that also get a gradient (saliency maps, adversarial examples, gradient checks):
+  // each is listed in GradientGraph::parameters and gradients like a parameter, after them.
+  std::vector<std::string> inputs;
+};
+
 // Appends the backward pass of `forward`'s first output (the loss). Throws Error when the graph has
-// no outputs, when the loss is not a float scalar, or when a gradient must flow through an op that
-// has no rule for that operand (the message names the op and suggests stop_gradient).
-GradientGraph differentiate(const Graph& forward);
+// no outputs, when the loss is not a float scalar, when options.inputs names no float input, or
+// when a gradient must flow through an op that has no rule for that operand (the message names
+// the op and suggests stop_gradient).
+GradientGraph differentiate(const Graph& forward, const DifferentiateOptions& options = {});
 
 // "grad/<parameter name>": the name of a parameter's gradient node.
 std::string gradient_name(const std::string& parameter_name);

@@ -17,7 +17,7 @@ bool is_float(DType dtype) { return dtype != DType::i32; }
 
 std::string gradient_name(const std::string& parameter_name) { return "grad/" + parameter_name; }
 
-GradientGraph differentiate(const Graph& forward) {
+GradientGraph differentiate(const Graph& forward, const DifferentiateOptions& options) {
   GradientGraph result{forward, {}, {}, {}};
   Graph& graph = result.graph;
   const int32_t loss = forward.outputs().at(0);  // Error when outputs were never set
@@ -32,6 +32,21 @@ GradientGraph differentiate(const Graph& forward) {
 
   // carries[id]: the node depends, through differentiable ops, on a trainable float parameter.
   std::vector<bool> carries(static_cast<size_t>(forward_size), false);
+  std::vector<int32_t> differentiated;  // trainable parameters, then the inputs asked for
+  for (int32_t id : forward.parameters()) {
+    const Node& p = forward.node(id);
+    if (p.trainable && is_float(p.dtype)) differentiated.push_back(id);
+  }
+  for (const std::string& name : options.inputs) {
+    const int32_t id = forward.find(name);  // Error for an unknown name
+    const Node& n = forward.node(id);
+    if (n.op != Op::input || !is_float(n.dtype))
+      throw Error("differentiate: \"" + name + "\" is a " + op_name(n.op) + " of dtype " + dtype_name(n.dtype) +
+                  "; DifferentiateOptions::inputs takes float inputs only");
+    if (carries[static_cast<size_t>(id)]) continue;  // listed twice
+    differentiated.push_back(id);
+    carries[static_cast<size_t>(id)] = true;
+  }
   for (int32_t id = 0; id < forward_size; ++id) {
     const Node& n = graph.node(id);
     if (n.op == Op::parameter) {
@@ -90,9 +105,8 @@ GradientGraph differentiate(const Graph& forward) {
 
   std::vector<Tensor> outputs;
   for (int32_t id : forward.outputs()) outputs.push_back(graph.tensor(id));
-  for (int32_t id : forward.parameters()) {
+  for (int32_t id : differentiated) {
     const Node p = graph.node(id);
-    if (!p.trainable || !is_float(p.dtype)) continue;
     Tensor g;
     if (grads[static_cast<size_t>(id)]) {
       g = *grads[static_cast<size_t>(id)];

@@ -60,6 +60,31 @@ TEST(DifferentiateGrad, SecondDerivativesAreAnError) {
   EXPECT_THROW(differentiate(g), Error);
 }
 
+TEST(DifferentiateGrad, InputGradientsOnRequest) {
+  GradCheck c;
+  Tensor x = c.data("pixels", {2, 3});
+  Tensor w = c.leaf("w", {3});
+  Tensor ids = c.ints("ids", {2}, {1, 0});
+  Tensor loss = c.g.sum_all(c.g.exp(x * w) * c.g.cast(c.g.reshape(ids, {2, 1}), DType::f32));
+  c.g.set_outputs({loss});
+  DifferentiateOptions options;
+  options.inputs = {"pixels", "pixels"};
+  const GradientGraph d = differentiate(c.g, options);
+  EXPECT_EQ(d.parameters, (std::vector<std::string>{"w", "pixels"}));
+  EXPECT_EQ(d.graph.find("grad/pixels"), d.gradients.at("pixels"));
+  const auto values = reference::run(d.graph, c.feeds);
+  const auto& grad = values[static_cast<size_t>(d.gradients.at("pixels"))];
+  for (size_t row = 0; row < 2; ++row)
+    for (size_t i = 0; i < 3; ++i) {
+      const double xi = c.feeds["pixels"][row * 3 + i], wi = c.feeds["w"][i];
+      EXPECT_NEAR(grad[row * 3 + i], std::exp(xi * wi) * wi * c.feeds["ids"][row], 1e-12);
+    }
+  options.inputs = {"ids"};
+  EXPECT_THROW(differentiate(c.g, options), Error);
+  options.inputs = {"no_such_input"};
+  EXPECT_THROW(differentiate(c.g, options), Error);
+}
+
 TEST(DifferentiateGrad, NamesOutputsAndOrder) {
   Graph g;
   Tensor x = g.input("x", {4, 3});
