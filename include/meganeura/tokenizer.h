@@ -66,11 +66,14 @@ class Tokenizer {
   // The chat template as stored (empty when the model has none).
   const std::string& chat_template() const;
 
-  // Renders `messages` with the model's chat template. Templates are Jinja; the subset understood
-  // here (text, {{ }}, {% if/elif/else %}, {% for %} with loop.first/last/index, {% set %},
-  // string concatenation, comparisons, and/or/not, subscripts, `is defined`, the `trim` filter)
-  // covers ChatML-style templates such as SmolLM2's. Anything else throws meganeura::Error
-  // naming the construct, as does a model without a template.
+  // Renders `messages` with the model's chat template, as transformers does (trim_blocks and
+  // lstrip_blocks on; variables messages, add_generation_prompt, bos_token, eos_token). Templates
+  // are Jinja; the subset understood here covers ChatML-style templates such as SmolLM2's and the
+  // role-checking ones of Llama 2 and Gemma: {{ }}, {% if/elif/else %}, {% for %} (with an `if`
+  // filter and loop.*), {% set %} (namespace() too), + ~ == != < > in, and/or/not, ternaries,
+  // subscripts and slices, `is defined/none/string`, filters trim/length/upper/lower/first/last,
+  // string methods strip/startswith/endswith, raise_exception(). Anything else throws
+  // meganeura::Error naming the construct, as does a model without a template.
   std::string apply_chat_template(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
 
  private:
