@@ -352,3 +352,38 @@ TEST(EGraph, AnalysisReachesParentsWhenAChildLearnsAFact) {
   EXPECT_EQ(g.find(sum), g.find(add_expr(g, "50")));  // modify added the folded literal
   EXPECT_EQ(best(g, sum), "50");
 }
+
+// Random graphs and random merges: after rebuild every node is canonical, the hashcons finds each
+// node's class, and no node appears in two classes (congruence closure holds).
+TEST(EGraph, InvariantsHoldAfterRandomMerges) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    eg::EGraph g;
+    const eg::OpId ops[] = {g.op("f"), g.op("g"), g.op("h")};
+    std::vector<ClassId> ids;
+    for (int i = 0; i < 6; ++i) ids.push_back(g.add({g.op("leaf" + std::to_string(i)), 0, {}}));
+    for (int i = 0; i < 200; ++i) {
+      eg::ENode n{ops[rng() % 3], 0, {}};
+      size_t arity = 1 + rng() % 2;
+      for (size_t k = 0; k < arity; ++k) n.children.push_back(ids[rng() % ids.size()]);
+      ids.push_back(g.add(std::move(n)));
+    }
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 8; ++i) g.merge(ids[rng() % ids.size()], ids[rng() % ids.size()]);
+      g.rebuild();
+      std::map<std::vector<uint32_t>, ClassId> owner;
+      for (ClassId c : g.class_ids()) {
+        for (const eg::ENode& n : g.eclass(c).nodes) {
+          for (ClassId child : n.children) ASSERT_TRUE(g.is_canonical(child)) << "seed " << seed;
+          ClassId found = 0;
+          ASSERT_TRUE(g.lookup(n, &found)) << "seed " << seed;
+          EXPECT_EQ(found, c) << "seed " << seed;
+          std::vector<uint32_t> key{n.op, n.attr};
+          key.insert(key.end(), n.children.begin(), n.children.end());
+          auto [it, fresh] = owner.emplace(key, c);
+          EXPECT_TRUE(fresh || it->second == c) << "seed " << seed << ": a node lives in two classes";
+        }
+      }
+    }
+  }
+}
