@@ -12,5 +12,10 @@ std::string generate_pointwise(const Graph& graph, const compile::Kernel& kernel
 std::string generate_gather(const Graph& graph, const compile::Kernel& kernel);
 std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel);
 std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_attention(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_conv(const Graph& graph, const compile::Kernel& kernel);  // conv2d and its gradients
+std::string generate_pool(const Graph& graph, const compile::Kernel& kernel);  // pooling, upsampling
+std::string generate_group_norm(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_rope(const Graph& graph, const compile::Kernel& kernel);
 
 }  // namespace meganeura::codegen

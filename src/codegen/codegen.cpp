@@ -20,6 +20,17 @@ std::string generate(const Graph& graph, const compile::Kernel& kernel, const co
     case compile::Archetype::gather: return generate_gather(graph, kernel);
     case compile::Archetype::reduction: return generate_reduction(graph, kernel);
     case compile::Archetype::matmul: return generate_matmul(graph, kernel);
+    case compile::Archetype::attention: return generate_attention(graph, kernel);
+    case compile::Archetype::conv: {
+      const Op op = graph.node(kernel.root).op;
+      const bool gemm = op == Op::conv2d || op == Op::conv2d_grad_input || op == Op::conv2d_grad_weight;
+      return gemm ? generate_conv(graph, kernel) : generate_pool(graph, kernel);
+    }
+    case compile::Archetype::nn: {
+      const Op op = graph.node(kernel.root).op;
+      return op == Op::group_norm || op == Op::group_norm_grad ? generate_group_norm(graph, kernel)
+                                                                : generate_rope(graph, kernel);
+    }
   }
   throw Error("codegen: unknown archetype");
 }

@@ -7,6 +7,7 @@
 #include "compile/grouping.h"
 #include "compile/hazards.h"
 #include "compile/memory_plan.h"
+#include "compile/op_kernels.h"
 #include "compile/plan.h"
 #include "meganeura/error.h"
 
@@ -30,6 +31,9 @@ const char* archetype_name(Archetype archetype) {
     case Archetype::reduction: return "reduction";
     case Archetype::matmul: return "matmul";
     case Archetype::gather: return "gather";
+    case Archetype::attention: return "attention";
+    case Archetype::conv: return "conv";
+    case Archetype::nn: return "nn";
   }
   return "?";
 }
@@ -141,6 +145,11 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       }
       break;
     }
+    case Archetype::attention:
+    case Archetype::conv:
+    case Archetype::nn:
+      set_op_kernel_dispatch(graph, caps, kernel);
+      break;
   }
 }
 

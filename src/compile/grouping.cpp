@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "compile/op_kernels.h"
 #include "meganeura/error.h"
 
 namespace meganeura::compile {
@@ -42,6 +43,7 @@ NodeRole node_role(const Node& node) {
     default:
       break;
   }
+  if (has_op_kernel(node.op)) return NodeRole::op_kernel;
   throw Error(std::string("compile: op '") + op_name(node.op) + "' (" + node.name +
               ") has no GPU kernel yet (attention, convolution, pooling, group norm and rope "
               "come with their own kernels); remove it from the graph or use the CPU reference");
@@ -138,6 +140,7 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
       case NodeRole::pointwise: group.archetype = Archetype::pointwise; break;
       case NodeRole::reduction: group.archetype = Archetype::reduction; break;
       case NodeRole::matmul: group.archetype = Archetype::matmul; break;
+      case NodeRole::op_kernel: group.archetype = op_kernel_archetype(nodes[id].op); break;
       default: group.archetype = Archetype::gather; break;
     }
     group_of[id] = static_cast<int32_t>(groups.size());

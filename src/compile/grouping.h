@@ -20,7 +20,8 @@
 
 namespace meganeura::compile {
 
-enum class NodeRole : uint8_t { leaf, alias, pointwise, reduction, matmul, gather };
+// op_kernel: attention, convolution, pooling, group norm, rope (compile/op_kernels.h), never fused.
+enum class NodeRole : uint8_t { leaf, alias, pointwise, reduction, matmul, gather, op_kernel };
 
 // Throws meganeura::Error naming the op for ops that have no kernel yet.
 NodeRole node_role(const Node& node);

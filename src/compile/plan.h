@@ -39,7 +39,9 @@ struct Storage {
   uint64_t bytes = 0;
 };
 
-enum class Archetype : uint8_t { pointwise, reduction, matmul, gather };
+// attention, conv (also pooling and upsampling) and nn (group norm, rope) kernels hold one node each;
+// compile/op_kernels.h sizes their dispatches.
+enum class Archetype : uint8_t { pointwise, reduction, matmul, gather, attention, conv, nn };
 const char* archetype_name(Archetype archetype);
 
 struct Kernel {
@@ -55,7 +57,8 @@ struct Kernel {
   std::vector<Storage> bindings;  // inputs.size() + 1 ranges
   std::array<uint32_t, 3> local_size = {1, 1, 1};
   std::array<uint32_t, 3> workgroups = {1, 1, 1};
-  std::array<uint32_t, 2> register_tile = {1, 1};  // matmul: outputs per thread (rows, cols)
+  std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);
+                                                  // attention: keys, queries per shared-memory tile
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
   bool barrier_before = false;
   std::string label;  // "matmul+add+relu (fc1)": ops and names of what it fuses, for traces

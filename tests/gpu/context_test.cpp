@@ -209,5 +209,29 @@ TEST(GpuContext, PreferenceFollowsDeviceTypeThenRequest) {
   EXPECT_EQ(Context::preferred_device(devices, std::nullopt), 1u);
 }
 
+TEST(GpuContext, VulkanFailuresBecomeTypedErrorsNamingTheCall) {
+  try {
+    check(VK_ERROR_DEVICE_LOST, "vkQueueSubmit");
+    FAIL() << "no exception";
+  } catch (const DeviceLostError& e) {
+    EXPECT_NE(std::string(e.what()).find("vkQueueSubmit failed with VK_ERROR_DEVICE_LOST"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(check(VK_ERROR_OUT_OF_DEVICE_MEMORY, "vkAllocateMemory"), OutOfMemoryError);
+  try {
+    check(VK_ERROR_INITIALIZATION_FAILED, "vkCreateDevice");
+    FAIL() << "no exception";
+  } catch (const DeviceLostError&) {
+    FAIL() << "not a device loss";
+  } catch (const OutOfMemoryError&) {
+    FAIL() << "not out of memory";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vkCreateDevice failed with VK_ERROR_INITIALIZATION_FAILED (-3)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(check(VK_SUCCESS, "vkQueueWaitIdle"));
+}
+
 }  // namespace
 }  // namespace meganeura::gpu

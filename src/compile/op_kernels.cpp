@@ -1,0 +1,182 @@
+#include "compile/op_kernels.h"
+
+#include <algorithm>
+#include <string>
+
+#include "meganeura/error.h"
+
+namespace meganeura::compile {
+
+namespace {
+
+uint32_t floor_pow2(uint64_t v) {
+  uint32_t p = 1;
+  while (p * 2ull <= v) p *= 2;
+  return p;
+}
+
+uint32_t ceil_pow2(uint64_t v) {
+  uint32_t p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+uint32_t ceil_div(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+// Workgroups over x, then y when x alone exceeds the device limit; shaders rebuild the linear index.
+std::array<uint32_t, 3> spread(uint64_t groups, const DeviceCaps& caps, const Node& node) {
+  const uint64_t max_x = caps.max_compute_workgroup_count[0];
+  if (groups <= max_x) return {static_cast<uint32_t>(std::max<uint64_t>(groups, 1)), 1, 1};
+  const uint64_t y = (groups + max_x - 1) / max_x;
+  if (y > caps.max_compute_workgroup_count[1]) {
+    throw Error("compile: " + std::string(op_name(node.op)) + " " + format_shape(node.shape) + " needs " +
+                std::to_string(groups) + " workgroups, more than the device allows; split the tensor");
+  }
+  return {static_cast<uint32_t>((groups + y - 1) / y), static_cast<uint32_t>(y), 1};
+}
+
+uint32_t flat_local_size(const DeviceCaps& caps) {
+  return std::max<uint32_t>(floor_pow2(std::min<uint32_t>({256u, caps.max_workgroup_invocations, caps.max_workgroup_size[0]})), 1);
+}
+
+// Floats of shared memory a kernel may use after `reserved` floats of its own bookkeeping.
+uint64_t shared_floats(const DeviceCaps& caps, uint64_t reserved) {
+  const uint64_t total = caps.max_shared_memory_bytes / 4;
+  return total > reserved ? total - reserved : 0;
+}
+
+void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
+  const Node& node = graph.node(kernel.root);
+  const Shape& q = graph.node(node.inputs[0]).shape;
+  const Shape& k = graph.node(node.inputs[1]).shape;
+  const Shape& v = graph.node(node.inputs[2]).shape;
+  const uint64_t B = q[0], Hq = q[1], S = q[2], D = q[3], Hkv = k[1], Skv = k[2], Dv = v[3];
+  const uint64_t row_floats = D + Dv;
+  auto too_wide = [&]() {
+    return Error("compile: attention head dims " + std::to_string(D) + "+" + std::to_string(Dv) +
+                 " do not fit the device's " + std::to_string(caps.max_shared_memory_bytes) +
+                 " bytes of shared memory; use smaller heads");
+  };
+  if (node.op == Op::attention || node.op == Op::attention_grad_q) {
+    // Query rows per workgroup; short query blocks (decoding) spread each row's keys over lanes.
+    const uint32_t max_rows = std::min<uint32_t>(caps.max_workgroup_size[1], 32);
+    uint32_t rows = std::min<uint32_t>(ceil_pow2(S), max_rows);
+    uint32_t lanes = node.op == Op::attention ? std::max<uint32_t>(1, 64 / rows) : 1;
+    lanes = std::min<uint32_t>(lanes, caps.max_workgroup_size[0]);
+    while (rows * lanes > caps.max_workgroup_invocations && lanes > 1) lanes /= 2;
+    while (rows * lanes > caps.max_workgroup_invocations && rows > 1) rows /= 2;
+    const uint64_t budget = shared_floats(caps, 3ull * rows * lanes + 16);
+    if (budget < row_floats) throw too_wide();
+    const uint32_t keys = std::min<uint32_t>(floor_pow2(budget / row_floats), 64);
+    kernel.local_size = {lanes, rows, 1};
+    kernel.register_tile = {keys, rows};
+    kernel.work_items = B * Hq * S;
+    kernel.workgroups = spread(static_cast<uint64_t>(ceil_div(S, rows)) * B * Hq, caps, node);
+    return;
+  }
+  // dK, dV: one thread per key; query rows come through shared memory in tiles.
+  const uint32_t keys = std::min<uint32_t>({ceil_pow2(Skv), 64u, floor_pow2(caps.max_workgroup_size[0]),
+                                            floor_pow2(caps.max_workgroup_invocations)});
+  const uint64_t budget = shared_floats(caps, 16);
+  if (budget < row_floats + 2) throw too_wide();
+  const uint32_t rows = std::min<uint32_t>(floor_pow2(budget / (row_floats + 2)), 32);
+  kernel.local_size = {keys, 1, 1};
+  kernel.register_tile = {keys, rows};
+  kernel.work_items = B * Hkv * Skv;
+  kernel.workgroups = spread(static_cast<uint64_t>(ceil_div(Skv, keys)) * B * Hkv, caps, node);
+}
+
+// The implicit GEMM each conv op is: rows M, columns N (per group), as codegen/conv.cpp lays it out.
+std::array<uint64_t, 2> conv_gemm_size(const Graph& graph, const Node& node) {
+  const int64_t groups = node.attrs.groups;
+  switch (node.op) {
+    case Op::conv2d: {
+      const Shape& w = graph.node(node.inputs[1]).shape;
+      return {static_cast<uint64_t>(w[0] / groups), static_cast<uint64_t>(node.shape[0] * node.shape[2] * node.shape[3])};
+    }
+    case Op::conv2d_grad_input: {
+      const Shape& w = graph.node(node.inputs[1]).shape;
+      return {static_cast<uint64_t>(w[1]), static_cast<uint64_t>(node.shape[0] * node.shape[2] * node.shape[3])};
+    }
+    default:  // conv2d_grad_weight
+      return {static_cast<uint64_t>(node.shape[0] / groups),
+              static_cast<uint64_t>(node.shape[1] * node.shape[2] * node.shape[3])};
+  }
+}
+
+void set_conv(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
+  const Node& node = graph.node(kernel.root);
+  if (node.op != Op::conv2d && node.op != Op::conv2d_grad_input && node.op != Op::conv2d_grad_weight) {
+    // Pooling, upsampling, global average: one thread per element of the result.
+    const uint32_t local = flat_local_size(caps);
+    kernel.local_size = {local, 1, 1};
+    kernel.work_items = static_cast<uint64_t>(num_elements(node.shape));
+    kernel.workgroups = spread(ceil_div(kernel.work_items, local), caps, node);
+    return;
+  }
+  const auto [m, n] = conv_gemm_size(graph, node);
+  const uint32_t side = caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 &&
+                                caps.max_workgroup_size[1] >= 16
+                            ? 16u
+                            : 8u;
+  uint32_t reg = (m >= 64 && n >= 64) ? 4u : (m >= 32 && n >= 32 ? 2u : 1u);
+  while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
+  kernel.local_size = {side, side, 1};
+  kernel.register_tile = {reg, reg};
+  kernel.work_items = m * n * static_cast<uint64_t>(node.attrs.groups);
+  const uint64_t tile = static_cast<uint64_t>(side) * reg;
+  kernel.workgroups = {ceil_div(n, tile), ceil_div(m, tile), static_cast<uint32_t>(node.attrs.groups)};
+  for (int axis = 0; axis < 3; ++axis) {
+    if (kernel.workgroups[axis] > caps.max_compute_workgroup_count[axis]) {
+      throw Error("compile: " + std::string(op_name(node.op)) + " " + format_shape(node.shape) +
+                  " needs more workgroups than the device allows; split the batch");
+    }
+  }
+}
+
+void set_nn(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
+  const Node& node = graph.node(kernel.root);
+  const uint32_t local = flat_local_size(caps);
+  kernel.local_size = {local, 1, 1};
+  if (node.op == Op::group_norm || node.op == Op::group_norm_grad) {
+    // One workgroup per (sample, group): its channels are contiguous in NCHW.
+    kernel.work_items = static_cast<uint64_t>(node.shape[0] * node.attrs.groups);
+    kernel.workgroups = spread(kernel.work_items, caps, node);
+    return;
+  }
+  kernel.work_items = static_cast<uint64_t>(num_elements(node.shape));
+  kernel.workgroups = spread(ceil_div(kernel.work_items, local), caps, node);
+}
+
+}  // namespace
+
+bool has_op_kernel(Op op) {
+  switch (op_category(op)) {
+    case OpCategory::attention:
+    case OpCategory::conv:
+      return true;
+    default:
+      return op == Op::group_norm || op == Op::group_norm_grad || op == Op::rope || op == Op::rope_grad;
+  }
+}
+
+Archetype op_kernel_archetype(Op op) {
+  if (!has_op_kernel(op)) throw Error(std::string("compile: op '") + op_name(op) + "' has no kernel of its own");
+  switch (op_category(op)) {
+    case OpCategory::attention: return Archetype::attention;
+    case OpCategory::conv: return Archetype::conv;
+    default: return Archetype::nn;
+  }
+}
+
+void set_op_kernel_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
+  switch (kernel.archetype) {
+    case Archetype::attention: set_attention(graph, caps, kernel); return;
+    case Archetype::conv: set_conv(graph, caps, kernel); return;
+    case Archetype::nn: set_nn(graph, caps, kernel); return;
+    default: break;
+  }
+  throw Error(std::string("compile: archetype ") + archetype_name(kernel.archetype) + " is not an op kernel");
+}
+
+}  // namespace meganeura::compile

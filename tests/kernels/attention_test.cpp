@@ -1,0 +1,119 @@
+// Fused attention kernels (forward, dQ, dK, dV) against the CPU reference: causal and full,
+// grouped-query heads, additive masks, KV caches read at a position offset, one-query decoding, and
+// head dims and sequence lengths that cross the tiles.
+#include <cmath>
+#include <limits>
+
+#include "kernels/kernel_test_util.h"
+#include "meganeura/autodiff.h"
+
+namespace meganeura {
+namespace {
+
+struct AttentionCase {
+  std::string name;
+  int64_t B, Hq, Hkv, S, Skv, D;
+  bool causal = false;
+  bool mask = false;
+  int offset = -1;  // >= 0: read a KV cache at this position offset
+};
+
+std::vector<AttentionCase> attention_cases() {
+  return {
+      {"full_d16_s7", 1, 2, 2, 7, 7, 16},
+      {"causal_gqa_d32_s7", 2, 4, 2, 7, 7, 32, true},
+      {"causal_gqa_d64_s128", 1, 3, 1, 128, 128, 64, true},
+      {"causal_prefix_d32_s7_of_20", 1, 2, 1, 7, 20, 32, true},
+      {"masked_cross_d128_s7_of_9", 1, 2, 2, 7, 9, 128, false, true},
+      {"masked_causal_d16_s33", 1, 2, 1, 33, 33, 16, true, true},
+      {"decode_cache_d80", 1, 3, 1, 1, 40, 80, true, false, 36},
+      {"decode_cache_d128_full", 2, 2, 1, 1, 70, 128, false, false, 65},
+      {"prefill_cache_gqa_d32", 1, 4, 2, 5, 16, 32, true, false, 3},
+  };
+}
+
+// Outputs: attention, then dQ, dK, dV of it for an upstream gradient `dout`.
+Graph attention_graph(const AttentionCase& c) {
+  Graph g;
+  Tensor q = g.input("q", {c.B, c.Hq, c.S, c.D});
+  Tensor k = g.input("k", {c.B, c.Hkv, c.Skv, c.D});
+  Tensor v = g.input("v", {c.B, c.Hkv, c.Skv, c.D});
+  Tensor dout = g.input("dout", {c.B, c.Hq, c.S, c.D});
+  std::optional<Tensor> mask, offset;
+  if (c.mask) mask = g.input("mask", {c.S, c.Skv}) * 3.0;
+  if (c.offset >= 0) offset = g.input("offset", {1}, DType::i32);
+  AttentionOptions options{.causal = c.causal};
+  Tensor out = g.attention(q, k, v, options, mask, offset);
+  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, options, mask, offset),
+                 g.attention_grad_k(q, k, v, out, dout, options, mask, offset),
+                 g.attention_grad_v(q, k, v, out, dout, options, mask, offset)});
+  return g;
+}
+
+class AttentionKernelTest : public ::testing::TestWithParam<std::tuple<AttentionCase, bool>> {};
+
+TEST_P(AttentionKernelTest, ForwardAndGradientsMatchReference) {
+  const auto& [c, small] = GetParam();
+  const Graph g = attention_graph(c);
+  const auto feeds = kernel_tests::random_inputs(g, 7, {{"offset", c.offset}});
+  std::string summary;
+  const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
+  const char* names[] = {"attention", "dq", "dk", "dv"};
+  for (size_t k = 0; k < errors.size(); ++k) {
+    EXPECT_LE(errors[k], k == 0 ? 2e-6 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
+  }
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::tuple<AttentionCase, bool>>& info) {
+  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionKernelTest,
+                         ::testing::Combine(::testing::ValuesIn(attention_cases()), ::testing::Bool()), case_name);
+
+TEST(AttentionKernel, MaskedOutRowGivesZerosAndZeroGradients) {
+  // Every key of query row 0 masked with -inf: the row's output and gradients are zeros, not NaN.
+  Graph g;
+  Tensor q = g.input("q", {1, 1, 3, 16});
+  Tensor k = g.input("k", {1, 1, 4, 16});
+  Tensor v = g.input("v", {1, 1, 4, 16});
+  Tensor dout = g.input("dout", {1, 1, 3, 16});
+  std::vector<float> mask(12, 0.0f);
+  for (int j = 0; j < 4; ++j) mask[static_cast<size_t>(j)] = -std::numeric_limits<float>::infinity();
+  Tensor m = g.constant(mask, {3, 4});
+  Tensor out = g.attention(q, k, v, {}, m);
+  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, {}, m), g.attention_grad_k(q, k, v, out, dout, {}, m)});
+  const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 3), false);
+  for (double e : errors) EXPECT_LE(e, 2e-5);
+}
+
+TEST(AttentionKernel, TrainingGradientsThroughAutodiff) {
+  // q, k, v as parameters: differentiate() emits the attention gradient ops, the Session runs them.
+  Graph g;
+  Tensor q = g.parameter("q", {1, 4, 9, 32}, Init::uniform(-1, 1));
+  Tensor k = g.parameter("k", {1, 2, 9, 32}, Init::uniform(-1, 1));
+  Tensor v = g.parameter("v", {1, 2, 9, 32}, Init::uniform(-1, 1));
+  Tensor w = g.input("w", {1, 4, 9, 32});
+  g.set_outputs({g.sum_all(g.attention(q, k, v, {.causal = true}) * w)});
+  const auto feeds = kernel_tests::random_inputs(g, 5);
+  const GradientGraph d = differentiate(g);
+  SessionOptions options;
+  options.seed = 4;
+  options.optimize = false;
+  options.optimizer = OptimizerSpec::sgd(0.0);
+  Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), true);
+  kernel_tests::apply(session, g, feeds);
+  kernel_tests::poison(session);
+  session.step();
+  reference::Options reference_options;
+  reference_options.training = true;
+  reference_options.seed = 4;  // parameters start from the same initial values as the Session's
+  const auto expected = reference::run(d.graph, feeds, reference_options);
+  for (const std::string& name : d.parameters) {
+    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), 2e-5)
+        << name;
+  }
+}
+
+}  // namespace
+}  // namespace meganeura

@@ -1,0 +1,95 @@
+// Helpers for kernel tests: run a graph on the GPU with poisoned outputs and arena, and compare
+// every output with the CPU reference.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gpu/transfer.h"
+#include "meganeura/reference.h"
+#include "runtime/session_impl.h"
+#include "session/session_test_util.h"
+
+namespace meganeura::kernel_tests {
+
+// Fills outputs and the arena with NaN so an element a kernel never writes shows up.
+inline void poison(Session& session) {
+  auto& impl = session.impl();
+  for (size_t i = 0; i < impl.plan.buffers.size(); ++i) {
+    const auto kind = impl.plan.buffers[i].kind;
+    if (kind == compile::BufferKind::arena || kind == compile::BufferKind::output) {
+      gpu::fill(*impl.buffers[i], 0x7fc00000u);
+    }
+  }
+}
+
+// The real device's caps, or (small = true) the same device pretending to have 16 KiB of shared
+// memory and 64-invocation workgroups, so tile sizes shrink and other paths run.
+inline compile::DeviceCaps test_caps(bool small) {
+  compile::DeviceCaps caps = gpu::Context::shared()->caps();
+  if (small) {
+    caps.max_shared_memory_bytes = 16 * 1024;
+    caps.max_workgroup_invocations = 64;
+  }
+  return caps;
+}
+
+// Feeds from the reference's doubles: i32 inputs as ints, the rest as floats.
+inline void apply(Session& session, const Graph& graph, const reference::Feeds& feeds) {
+  for (int32_t id : graph.inputs()) {
+    const Node& node = graph.node(id);
+    const std::vector<double>& values = feeds.at(node.name);
+    if (node.dtype == DType::i32) {
+      std::vector<int32_t> ints(values.begin(), values.end());
+      session.set_input(node.name, std::span<const int32_t>(ints));
+    } else {
+      std::vector<float> floats(values.begin(), values.end());
+      session.set_input(node.name, std::span<const float>(floats));
+    }
+  }
+}
+
+// Uniform(-1, 1) values for every float input; i32 inputs must be given in `ints`.
+inline reference::Feeds random_inputs(const Graph& graph, uint32_t seed, const std::map<std::string, int>& ints = {}) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  reference::Feeds feeds;
+  for (int32_t id : graph.inputs()) {
+    const Node& node = graph.node(id);
+    std::vector<double> values(static_cast<size_t>(num_elements(node.shape)));
+    if (node.dtype == DType::i32) {
+      for (double& v : values) v = ints.at(node.name);
+    } else {
+      for (double& v : values) v = static_cast<double>(static_cast<float>(uniform(rng)));
+    }
+    feeds[node.name] = std::move(values);
+  }
+  return feeds;
+}
+
+// Relative errors of every graph output, GPU against the reference (inference session, unoptimized
+// so each op runs its own kernel).
+inline std::vector<double> output_errors(const Graph& graph, const reference::Feeds& feeds, bool small_caps,
+                                         std::string* summary = nullptr) {
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(graph, feeds, reference_options);
+  SessionOptions options;
+  options.optimize = false;
+  Session session = runtime::build_session_for_caps(graph, options, test_caps(small_caps), false);
+  apply(session, graph, feeds);
+  poison(session);
+  session.run();
+  if (summary) *summary = session.plan_summary();
+  std::vector<double> errors;
+  for (size_t k = 0; k < graph.outputs().size(); ++k) {
+    errors.push_back(testing_support::relative_error(session.read_output(k), expected[graph.outputs()[k]]));
+  }
+  return errors;
+}
+
+}  // namespace meganeura::kernel_tests
