@@ -380,10 +380,10 @@ MemorySummary Session::memory_summary() const {
         break;
       case compile::BufferKind::input: summary.inputs += b.bytes; break;
       case compile::BufferKind::output:
-      case compile::BufferKind::state:
         (gradient_ids.count(b.node) ? summary.gradients : summary.outputs) += b.bytes;
         break;
-      case compile::BufferKind::constant: summary.outputs += 0; summary.inputs += b.bytes; break;
+      case compile::BufferKind::state: summary.state += b.bytes; break;
+      case compile::BufferKind::constant: summary.inputs += b.bytes; break;
       case compile::BufferKind::arena: summary.arena += plan.arena_bytes; break;
     }
   }
@@ -399,7 +399,7 @@ std::string MemorySummary::to_string() const {
   out << "parameters " << parameters << " B";
   if (shared_parameters) out << " (+" << shared_parameters << " B shared)";
   out << ", gradients " << gradients << " B, optimizer state " << optimizer_state << " B, inputs " << inputs
-      << " B, outputs " << outputs << " B, arena " << arena << " B (" << arena_unshared << " B unshared); total "
+      << " B, outputs " << outputs << " B, state " << state << " B, arena " << arena << " B (" << arena_unshared << " B unshared); total "
       << total() << " B";
   return out.str();
 }

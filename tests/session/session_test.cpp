@@ -311,6 +311,7 @@ TEST(Session, KvCacheIsPersistentStateUpdatedInPlace) {
     EXPECT_LE(relative_error(session.read_output(0), values[g.outputs()[0]]), 1e-6) << "offset " << position;
   }
   EXPECT_EQ(session.impl().plan.buffers[session.impl().plan.storage[cache.id].buffer].kind, compile::BufferKind::state);
+  EXPECT_EQ(session.memory_summary().state, 2u * 5 * 3 * 4);
 }
 
 }  // namespace
