@@ -31,6 +31,8 @@ install_missing_packages() {
 
 build() {
   install_missing_packages
+  # Cache keys relative to the checkout, so every clone of the project shares compiled objects.
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
   cmake --build build -j "$(nproc)"
 }
