@@ -1,0 +1,235 @@
+// Generation with KV caches: one decode session, prefill sessions per length bucket sharing its
+// weights, the next token chosen on the GPU (argmax of scaled logits plus a bias: zeros for greedy,
+// Gumbel noise for temperature sampling, a large negative value on masked tokens).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "meganeura/error.h"
+#include "meganeura/models/smollm2.h"
+#include "meganeura/session.h"
+
+namespace meganeura::models {
+namespace {
+
+// Far below any logit yet finite, so scaled sums never turn into NaN.
+constexpr float kMasked = -1e30f;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Uniform in (0, 1) from 53 random bits, the same on every platform (unlike std distributions).
+double open_uniform(std::mt19937_64& rng) {
+  return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
+}
+
+int32_t sample_on_host(std::vector<float> logits, const SamplingOptions& options, std::mt19937_64& rng) {
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  size_t keep = order.size();
+  if (options.top_k > 0) keep = std::min(keep, static_cast<size_t>(options.top_k));
+  const double top = logits[static_cast<size_t>(order[0])];
+  std::vector<double> weights(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    weights[i] = logits[static_cast<size_t>(order[i])] <= kMasked ? 0.0
+                                                                   : std::exp((logits[static_cast<size_t>(order[i])] - top) / options.temperature);
+    total += weights[i];
+  }
+  if (options.top_p < 1.0) {
+    // The smallest prefix whose mass reaches top_p, as transformers' TopPLogitsWarper keeps.
+    double mass = 0;
+    size_t prefix = 0;
+    while (prefix < keep && mass < options.top_p * total) mass += weights[prefix++];
+    keep = std::max<size_t>(prefix, 1);
+    total = mass > 0 ? mass : weights[0];
+  }
+  double target = open_uniform(rng) * total;
+  for (size_t i = 0; i < keep; ++i) {
+    target -= weights[i];
+    if (target <= 0) return order[i];
+  }
+  return order[keep - 1];
+}
+
+}  // namespace
+
+struct Generator::Impl {
+  const SmolLM2Checkpoint* checkpoint = nullptr;
+  int64_t max_positions = 0;
+  Session decode;  // owns the weights; prefill sessions borrow them, so it is declared first
+  std::map<std::pair<int64_t, bool>, Session> prefill;
+  GenerationStats stats;
+
+  Impl(const SmolLM2Checkpoint& c, int64_t positions)
+      : checkpoint(&c), max_positions(positions), decode(build(decoding_graph(c.config(), 1, positions), nullptr)) {
+    c.upload(decode);
+  }
+
+  Session build(const Graph& graph, const Session* weights) {
+    Session session = build_inference_session(graph, SessionOptions{.share_parameters_with = weights});
+    // The caches start as zeros: positions not written yet are masked, but must hold finite values.
+    const std::vector<float> zeros(cache_elements(), 0.0f);
+    for (int64_t i = 0; i < checkpoint->config().num_hidden_layers; ++i) {
+      session.set_input("cache_k." + std::to_string(i), zeros);
+      session.set_input("cache_v." + std::to_string(i), zeros);
+    }
+    session.set_input("inv_temperature", std::vector<float>{1.0f});
+    session.set_input("logit_bias", std::vector<float>(static_cast<size_t>(checkpoint->config().vocab_size), 0.0f));
+    return session;
+  }
+
+  size_t cache_elements() const {
+    const LlamaConfig& c = checkpoint->config();
+    return static_cast<size_t>(c.num_key_value_heads * max_positions * c.head_dim);
+  }
+
+  Session& prefill_session(int64_t bucket, bool all_logits) {
+    auto it = prefill.find({bucket, all_logits});
+    if (it == prefill.end())
+      it = prefill.emplace(std::pair{bucket, all_logits},
+                           build(decoding_graph(checkpoint->config(), bucket, max_positions, all_logits), &decode))
+               .first;
+    return it->second;
+  }
+
+  // Runs the prompt through a bucket's session from position 0; returns it for reading outputs.
+  Session& run_prefill(std::span<const int32_t> prompt, bool all_logits) {
+    const int64_t length = static_cast<int64_t>(prompt.size());
+    const int64_t bucket = prefill_bucket(length, max_positions);
+    Session& session = prefill_session(bucket, all_logits);
+    const int32_t vocab = static_cast<int32_t>(checkpoint->config().vocab_size);
+    std::vector<int32_t> padded(static_cast<size_t>(bucket), 0);
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      if (prompt[i] < 0 || prompt[i] >= vocab)
+        throw Error("prompt token " + std::to_string(prompt[i]) + " at index " + std::to_string(i) +
+                    " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      padded[i] = prompt[i];
+    }
+    session.set_input("input_ids", std::span<const int32_t>(padded));
+    session.set_input("offset", std::span<const int32_t>(std::vector<int32_t>{0}));
+    session.set_input("last", std::span<const int32_t>(std::vector<int32_t>{static_cast<int32_t>(length - 1)}));
+    session.run();
+    return session;
+  }
+};
+
+Generator::Generator(const SmolLM2Checkpoint& checkpoint, int64_t max_positions) {
+  const LlamaConfig& config = checkpoint.config();
+  if (max_positions <= 0) max_positions = std::min<int64_t>(config.max_position_embeddings, 2048);
+  if (max_positions > config.max_position_embeddings)
+    throw Error("Generator: max_positions " + std::to_string(max_positions) + " exceeds the model's " +
+                std::to_string(config.max_position_embeddings) + " positions");
+  impl_ = std::make_unique<Impl>(checkpoint, max_positions);
+}
+
+Generator::Generator(Generator&&) noexcept = default;
+Generator& Generator::operator=(Generator&&) noexcept = default;
+Generator::~Generator() = default;
+
+int64_t Generator::max_positions() const { return impl_->max_positions; }
+size_t Generator::prefill_sessions_built() const { return impl_->prefill.size(); }
+const GenerationStats& Generator::last_stats() const { return impl_->stats; }
+
+std::vector<float> Generator::prompt_logits(std::span<const int32_t> prompt) {
+  if (prompt.empty()) throw Error("Generator::prompt_logits: the prompt is empty");
+  Session& session = impl_->run_prefill(prompt, /*all_logits=*/true);
+  std::vector<float> logits = session.read_output(1);
+  logits.resize(prompt.size() * static_cast<size_t>(impl_->checkpoint->config().vocab_size));
+  return logits;
+}
+
+std::vector<int32_t> Generator::generate(std::span<const int32_t> prompt, const SamplingOptions& options) {
+  Impl& impl = *impl_;
+  const LlamaConfig& config = impl.checkpoint->config();
+  const int64_t length = static_cast<int64_t>(prompt.size());
+  if (length == 0) throw Error("Generator::generate: the prompt is empty; give at least one token");
+  if (options.max_new_tokens < 0) throw Error("Generator::generate: max_new_tokens must not be negative");
+  if (options.temperature < 0 || !std::isfinite(options.temperature))
+    throw Error("Generator::generate: temperature must be 0 (greedy) or positive, got " + std::to_string(options.temperature));
+  if (!(options.top_p > 0 && options.top_p <= 1.0))
+    throw Error("Generator::generate: top_p must be in (0, 1], got " + std::to_string(options.top_p));
+  // The last new token is never fed back, so it needs no cache slot.
+  if (length + options.max_new_tokens - 1 > impl.max_positions)
+    throw Error("Generator::generate: " + std::to_string(length) + " prompt tokens + " +
+                std::to_string(options.max_new_tokens) + " new ones exceed the KV cache of " +
+                std::to_string(impl.max_positions) + " positions; make the Generator with a larger max_positions");
+  impl.stats = GenerationStats{.prompt_tokens = length};
+  std::vector<int32_t> generated;
+  if (options.max_new_tokens == 0) return generated;
+
+  const std::vector<int32_t>& stops = options.stop_tokens.empty() ? config.eos_token_ids : options.stop_tokens;
+  std::vector<float> bias(static_cast<size_t>(config.vocab_size), 0.0f);
+  if (options.ignore_eos)
+    for (int32_t eos : config.eos_token_ids)
+      if (eos < config.vocab_size) bias[static_cast<size_t>(eos)] = kMasked;
+  const bool greedy = options.temperature == 0.0;
+  const bool host_sampling = !greedy && (options.top_k > 0 || options.top_p < 1.0);
+  const float inv_temperature = greedy ? 1.0f : static_cast<float>(1.0 / options.temperature);
+  std::mt19937_64 rng(options.seed);
+
+  // Gumbel-max: argmax(logits / T + g), g = −log(−log U), draws exactly from softmax(logits / T).
+  auto prepare = [&](Session& session) {
+    if (greedy || host_sampling) {
+      session.set_input("logit_bias", std::span<const float>(bias));
+    } else {
+      std::vector<float> noisy = bias;
+      for (float& b : noisy)
+        if (b == 0.0f) b = static_cast<float>(-std::log(-std::log(open_uniform(rng))));
+      session.set_input("logit_bias", std::span<const float>(noisy));
+    }
+    session.set_input("inv_temperature", std::vector<float>{host_sampling ? 1.0f : inv_temperature});
+  };
+  auto choose = [&](Session& session) -> int32_t {
+    if (!host_sampling) return session.read_output_i32(0).at(0);
+    std::vector<float> logits = session.read_output(1);
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (bias[i] != 0.0f) logits[i] = kMasked;
+    return sample_on_host(std::move(logits), options, rng);
+  };
+  // Returns false when generation must end after `token`.
+  auto accept = [&](int32_t token) {
+    generated.push_back(token);
+    const bool go_on = !options.on_token || options.on_token(token);
+    return go_on && std::find(stops.begin(), stops.end(), token) == stops.end() &&
+           static_cast<int64_t>(generated.size()) < options.max_new_tokens;
+  };
+
+  auto start = std::chrono::steady_clock::now();
+  const int64_t bucket = prefill_bucket(length, impl.max_positions);
+  prepare(impl.prefill_session(bucket, false));
+  Session& prefill = impl.run_prefill(prompt, false);
+  const int32_t first = choose(prefill);
+  impl.stats.prefill_seconds = seconds_since(start);
+  impl.stats.new_tokens = 1;
+  if (!accept(first)) return generated;
+
+  // Hand the caches over once; from here every step stays on the decode session.
+  start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const size_t output = 2 + 2 * static_cast<size_t>(i);
+    impl.decode.set_input("cache_k." + std::to_string(i), prefill.read_output(output));
+    impl.decode.set_input("cache_v." + std::to_string(i), prefill.read_output(output + 1));
+  }
+  impl.decode.set_input("last", std::span<const int32_t>(std::vector<int32_t>{0}));
+  int32_t position = static_cast<int32_t>(length);
+  int32_t token = first;
+  while (true) {
+    prepare(impl.decode);
+    impl.decode.set_input("input_ids", std::span<const int32_t>(std::vector<int32_t>{token}));
+    impl.decode.set_input("offset", std::span<const int32_t>(std::vector<int32_t>{position}));
+    impl.decode.run();
+    token = choose(impl.decode);
+    ++position;
+    ++impl.stats.new_tokens;
+    if (!accept(token)) break;
+  }
+  impl.stats.decode_seconds = seconds_since(start);
+  return generated;
+}
+
+}  // namespace meganeura::models
