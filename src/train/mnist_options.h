@@ -10,6 +10,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
 
 #include "meganeura/train.h"
 
@@ -20,13 +22,22 @@ inline void add_mnist_options(CLI::App& app, MnistOptions& options) {
       ->check(CLI::ExistingDirectory)
       ->capture_default_str();
   app.add_option("--epochs", options.epochs, "Passes over the training set")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}))
       ->capture_default_str();
   app.add_option("--batch-size", options.batch_size, "Samples per step")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   app.add_option("--lr", options.lr, "Learning rate (default: 1e-3 for adam, 0.05 for sgd)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              const double value = std::stod(text);
+              if (value > 0 && value <= 10) return {};
+            } catch (const std::exception&) {
+            }
+            return "the learning rate must be a number in (0, 10], got " + text;
+          },
+          "(0, 10]"));
   app.add_option("--optimizer", options.optimizer, "sgd (momentum 0.9) or adam")
       ->check(CLI::IsMember({"sgd", "adam"}))
       ->capture_default_str();
