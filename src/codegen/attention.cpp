@@ -283,17 +283,19 @@ void main() {
   uint j = tile * BK + t;
   bool valid = j < SKV;
   uint kj = min(j, SKV - 1u);
-  float key[D];
-  for (uint d = 0u; d < D; ++d) key[d] = float(KB.data[k_at(b, kvh, kj) + d]);
-  float value[DV];
-  for (uint d = 0u; d < DV; ++d) value[d] = float(VB.data[v_at(b, kvh, kj) + d]);
+  // The thread's key and value rows are read from memory where used (cached), which keeps the
+  // per-thread arrays down to the accumulator.
+  uint key_at = k_at(b, kvh, kj), value_at = v_at(b, kvh, kj);
   float acc[OUT_D];
   for (uint d = 0u; d < OUT_D; ++d) acc[d] = 0.0;
-  for (uint hh = 0u; hh < GROUP; ++hh) {
-    uint h = kvh * GROUP + hh;
-    for (uint qbase = 0u; qbase < S; qbase += BQ) {
-      // No query of this tile sees a key of this workgroup (causal or unwritten cache): skip it.
-      if (key_end(min(qbase + BQ, S) - 1u) <= int(tile * BK)) continue;
+  // One flat loop over (query head of the group, query tile): every thread runs the same
+  // iterations, so the barriers stay in uniform control flow.
+  uint q_tiles = (S + BQ - 1u) / BQ;
+  for (uint step = 0u; step < GROUP * q_tiles; ++step) {
+    uint h = kvh * GROUP + step / q_tiles;
+    uint qbase = (step % q_tiles) * BQ;
+    // No query of this tile sees a key of this workgroup (causal or unwritten cache): skip it.
+    if (key_end(min(qbase + BQ, S) - 1u) > int(tile * BK)) {
       barrier();
       for (uint e = t; e < BQ * D; e += BK) {
         uint i = qbase + e / D;
@@ -329,20 +331,19 @@ void main() {
         row_delta[r] = delta;
       }
       barrier();
-      if (!valid) continue;
-      for (uint r = 0u; r < BQ; ++r) {
+      for (uint r = 0u; r < BQ && valid; ++r) {
         uint i = qbase + r;
         if (i >= S) break;
         if (int(j) >= key_end(i)) continue;
         float s = 0.0;
-        for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * key[d];
+        for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[key_at + d]);
         s = s * SCALE + mask_at(b, h, i, j);
         if (s <= NEG) continue;
         float p = exp(s - row_lse[r]);
 )";
   if (grad_k) {
     out << R"(        float dp = 0.0;
-        for (uint d = 0u; d < DV; ++d) dp += do_tile[r * DV + d] * value[d];
+        for (uint d = 0u; d < DV; ++d) dp += do_tile[r * DV + d] * float(VB.data[value_at + d]);
         float ds = p * (dp - row_delta[r]);
         for (uint d = 0u; d < D; ++d) acc[d] += ds * q_tile[r * D + d];
 )";
