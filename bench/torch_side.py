@@ -125,6 +125,30 @@ def gemm(dtype, name):
     emit(name, 2 * n ** 3 / ms / 1e9, "TFLOP/s")
 
 
+def attention(name, seq):
+    """SmolLM2-135M attention, causal, f32: scaled_dot_product_attention forward + backward."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    q = torch.randn(1, 9, seq, 64, device=DEV, requires_grad=True)
+    k = torch.randn(1, 3, seq, 64, device=DEV, requires_grad=True)
+    v = torch.randn(1, 3, seq, 64, device=DEV, requires_grad=True)
+    dout = torch.randn(1, 9, seq, 64, device=DEV)
+
+    def step():
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        torch.autograd.grad(out, (q, k, v), dout)
+    emit(name, gpu_ms(step), "ms", "SDPA f32 fwd+bwd, enable_gqa")
+
+
+def conv_sd_unet():
+    """cuDNN conv2d of an SD-UNet shape in f32 (TF32 off, as Meganeura computes in f32)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    x = torch.randn(2, 320, 64, 64, device=DEV)
+    w = torch.randn(320, 320, 3, 3, device=DEV)
+    ms = gpu_ms(lambda: F.conv2d(x, w, padding=1))
+    emit("conv2d_sd_unet", 2.0 * 2 * 320 * 64 * 64 * 320 * 9 / ms / 1e9, "TFLOP/s", "cuDNN f32, TF32 off")
+
+
 def main(names):
     if "copy" in names:
         copy()
@@ -135,6 +159,12 @@ def main(names):
         gemm(torch.float32, "gemm_f32")
     if "gemm_f16" in names:
         gemm(torch.float16, "gemm_f16")
+    if "attention_smollm2_s128" in names:
+        attention("attention_smollm2_s128", 128)
+    if "attention_smollm2_s1024" in names:
+        attention("attention_smollm2_s1024", 1024)
+    if "conv2d_sd_unet" in names:
+        conv_sd_unet()
 
 
 if __name__ == "__main__":
