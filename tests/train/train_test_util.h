@@ -46,14 +46,19 @@ inline data::Dataset synthetic_dataset(int64_t size, uint32_t seed) {
   return dataset;
 }
 
-// x [batch, 6] → relu(fc1, 5) → fc2 → logits [batch, 3]; outputs loss and logits.
-inline Graph tiny_mlp(int64_t batch) {
+// x [batch, 6] → relu(fc1, 5) → fc2 → logits [batch, 3]; outputs loss and logits. With dropout > 0
+// the hidden layer goes through dropout(seed = input "dropout_seed", step = input "step").
+inline Graph tiny_mlp(int64_t batch, double dropout = 0.0) {
   Graph g;
   Tensor x = g.input("x", {batch, kFeatures});
   Tensor labels = g.input("labels", {batch}, DType::i32);
   nn::Linear fc1(g, "fc1", kFeatures, 5, true);
   nn::Linear fc2(g, "fc2", 5, kClasses, true);
-  Tensor logits = fc2.forward(g, g.relu(fc1.forward(g, x)));
+  Tensor hidden = g.relu(fc1.forward(g, x));
+  if (dropout > 0) {
+    hidden = g.dropout(hidden, g.input("dropout_seed", {}, DType::i32), g.input("step", {}, DType::i32), dropout);
+  }
+  Tensor logits = fc2.forward(g, hidden);
   g.set_outputs({g.cross_entropy_loss(logits, labels), logits});
   return g;
 }

@@ -48,10 +48,19 @@ TEST(Trainer, LossFallsAndRunsAreDeterministic) {
 }
 
 // Trains `epochs` epochs, or stops after `stop_after` steps and saves a checkpoint.
-std::vector<float> run_until(const TrainConfig& config, const data::Dataset& dataset, int64_t epochs,
+Session tiny_session(uint64_t seed, double dropout) {
+  Session session = build_session(tiny_mlp(4, dropout), {.seed = seed});
+  if (dropout > 0) {
+    const int32_t dropout_seed = 77;
+    session.set_input("dropout_seed", std::span<const int32_t>(&dropout_seed, 1));
+  }
+  return session;
+}
+
+std::vector<float> run_until(const TrainConfig& config, double dropout, const data::Dataset& dataset, int64_t epochs,
                              int64_t stop_after, const std::filesystem::path& checkpoint,
                              std::map<std::string, std::vector<float>>* final_parameters) {
-  Session session = build_session(tiny_mlp(4), {.seed = 21});
+  Session session = tiny_session(21, dropout);
   Trainer trainer(session, quiet(config));
   data::DataLoader loader(dataset, {.batch_size = 4, .pad_last = true, .seed = 8});
   if (stop_after > 0) {
@@ -67,17 +76,18 @@ std::vector<float> run_until(const TrainConfig& config, const data::Dataset& dat
   return history.losses;
 }
 
-void check_resume(const TrainConfig& config, int64_t stop_after) {
+void check_resume(const TrainConfig& config, int64_t stop_after, double dropout = 0.0) {
   TempDir dir;
   const data::Dataset dataset = synthetic_dataset(22, 6);  // 6 batches an epoch, the last one padded
   std::map<std::string, std::vector<float>> uninterrupted_parameters;
   const std::vector<float> uninterrupted =
-      run_until(config, dataset, 3, 0, {}, &uninterrupted_parameters);
-  const std::vector<float> first = run_until(config, dataset, 3, stop_after, dir / "ckpt.safetensors", nullptr);
+      run_until(config, dropout, dataset, 3, 0, {}, &uninterrupted_parameters);
+  const std::vector<float> first =
+      run_until(config, dropout, dataset, 3, stop_after, dir / "ckpt.safetensors", nullptr);
   ASSERT_EQ(static_cast<int64_t>(first.size()), stop_after);
 
   // A fresh session with other initial weights and a fresh loader: everything comes from the file.
-  Session session = build_session(tiny_mlp(4), {.seed = 999});
+  Session session = tiny_session(999, dropout);
   Trainer trainer(session, quiet(config));
   data::DataLoader loader(dataset, {.batch_size = 4, .pad_last = true, .seed = 8});
   trainer.load_checkpoint(dir / "ckpt.safetensors", loader);
@@ -101,6 +111,24 @@ TEST(Checkpoint, ResumedSgdRunWithAccumulationEqualsTheUninterruptedOne) {
   TrainConfig config{.optimizer = Sgd{.lr = 0.1, .momentum = 0.9}, .clip_global_norm = 1.0};
   config.accumulation_steps = 4;  // 6 batches an epoch: steps of 4 and 2
   check_resume(config, 3);
+}
+
+TEST(Checkpoint, ResumedRunDrawsTheSameDropoutMasks) {
+  // The trainer feeds the micro-step count to the graph's "step" input and checkpoints it, so the
+  // masks after a resume are the ones the uninterrupted run drew.
+  TrainConfig config{.optimizer = AdamW{.lr = 0.02}};
+  check_resume(config, 5, /*dropout=*/0.3);
+}
+
+TEST(Trainer, DropoutStepChangesTheMaskEveryStep) {
+  // Same batch twice with lr 0: equal losses would mean the same mask, i.e. a step input left alone.
+  const data::Dataset dataset = synthetic_dataset(4, 2);
+  Session session = tiny_session(3, 0.5);
+  Trainer trainer(session, quiet({.optimizer = Sgd{.lr = 0}}));
+  data::DataLoader loader(dataset, {.batch_size = 4, .shuffle = false});
+  const History history = trainer.train(loader, 2);
+  ASSERT_EQ(history.losses.size(), 2u);
+  EXPECT_NE(history.losses[0], history.losses[1]);
 }
 
 TEST(Checkpoint, FileHoldsParametersStateAndCounters) {
