@@ -6,6 +6,7 @@
 
 #include "autodiff/gradient_table.h"
 #include "meganeura/autodiff.h"
+#include "meganeura/trace.h"
 
 namespace meganeura {
 
@@ -18,6 +19,7 @@ bool is_float(DType dtype) { return dtype != DType::i32; }
 std::string gradient_name(const std::string& parameter_name) { return "grad/" + parameter_name; }
 
 GradientGraph differentiate(const Graph& forward, const DifferentiateOptions& options) {
+  trace::Scope trace_scope("autodiff", std::to_string(forward.size()) + " nodes");
   GradientGraph result{forward, {}, {}, {}};
   Graph& graph = result.graph;
   const int32_t loss = forward.outputs().at(0);  // Error when outputs were never set

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::compile {
 
@@ -22,6 +23,7 @@ bool conflicts(const Lifetime& a, uint64_t offset_a, const Lifetime& b, uint64_t
 }
 
 ArenaLayout plan_arena(const std::vector<Lifetime>& lifetimes, uint64_t alignment) {
+  trace::Scope trace_scope("memory planning", std::to_string(lifetimes.size()) + " intermediates");
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     throw Error("plan_arena: alignment " + std::to_string(alignment) + " is not a power of two");
   }

@@ -446,6 +446,10 @@ Context::Context(const ContextOptions& options) : native_(std::make_unique<Nativ
       want_coop.cooperativeMatrix = VK_TRUE;
       extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     }
+    // GPU trace slices line up with CPU time exactly where the device can read both clocks at once.
+    if (has_extension(available_extensions, VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME)) {
+      extensions.push_back(VK_EXT_CALIBRATED_TIMESTAMPS_EXTENSION_NAME);
+    }
     {
       void** tail = &want.pNext;
       auto link = [&tail](auto& s) {

@@ -2,6 +2,7 @@
 
 #include "gpu/native.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::gpu {
 
@@ -11,6 +12,7 @@ Pipeline::Pipeline(std::shared_ptr<Context> context, const PipelineDesc& desc)
       storage_buffers_(desc.storage_buffers),
       push_constant_bytes_(desc.push_constant_bytes),
       label_(desc.label) {
+  trace::Scope trace_scope("pipeline creation", label_);
   if (!context_) throw Error("gpu::Pipeline \"" + label_ + "\": no context given");
   NativeContext& n = context_->native();
   const auto& caps = n.caps;

@@ -1,10 +1,16 @@
 #include "gpu/recording.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <variant>
 
+#include "gpu/gpu_clock.h"
 #include "gpu/native.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::gpu {
 namespace {
@@ -54,6 +60,7 @@ struct NativeRecording {
   std::vector<Command> recorded;
   std::vector<uint64_t> durations_ns;
   bool have_durations = false;
+  std::optional<GpuClock> clock;  // made at the first traced replay
 };
 
 Recording::Recording(std::shared_ptr<Context> context, const RecordingOptions& options)
@@ -99,6 +106,7 @@ void Recording::dispatch(const Pipeline& pipeline, const DescriptorSet& bindings
                                               std::vector<std::byte>(push_constants.begin(), push_constants.end()),
                                               groups});
   labels_.push_back(std::move(label));
+  names_.push_back(pipeline.label().empty() ? "dispatch" : pipeline.label());
 }
 
 void Recording::copy(const BufferRange& source, const BufferRange& destination, std::string label) {
@@ -120,6 +128,7 @@ void Recording::copy(const BufferRange& source, const BufferRange& destination, 
   native_->recorded.push_back(CopyCommand{source.buffer->native().buffer, destination.buffer->native().buffer,
                                           VkBufferCopy{source.offset, destination.offset, size}});
   labels_.push_back(std::move(label));
+  names_.push_back("copy");
 }
 
 void Recording::fill(const BufferRange& range, uint32_t pattern, std::string label) {
@@ -136,6 +145,7 @@ void Recording::fill(const BufferRange& range, uint32_t pattern, std::string lab
   }
   native_->recorded.push_back(FillCommand{range.buffer->native().buffer, range.offset, size, pattern});
   labels_.push_back(std::move(label));
+  names_.push_back("fill");
 }
 
 void Recording::barrier() {
@@ -262,8 +272,31 @@ void Recording::wait() {
       r.durations_ns[i] = uint64_t(double(elapsed) * period + 0.5);
     }
     r.have_durations = true;
+    if (options_.trace_slices && trace::enabled()) trace_last_replay(ticks);
   }
 }
+
+void Recording::trace_last_replay(const std::vector<uint64_t>& ticks) {
+  NativeRecording& r = *native_;
+  if (!r.clock) r.clock.emplace(*context_);
+  const trace::GpuTrack track = trace::gpu_track("GPU: " + context_->caps().device_name);
+  if (!track.uuid) return;
+  // Commands without a barrier between them may overlap on the GPU, and so may other recordings'
+  // replays; the track shows them one after another (a slice starts no earlier than the previous
+  // one on the track ended), which keeps every slice whole and the order true.
+  static std::mutex mutex;
+  static std::map<uint64_t, uint64_t> track_end_ns;
+  std::lock_guard lock(mutex);
+  uint64_t& previous_end = track_end_ns[track.uuid];
+  for (size_t i = 0; i < labels_.size(); ++i) {
+    const uint64_t begin = std::max(r.clock->to_trace_ns(ticks[2 * i]), previous_end);
+    const uint64_t end = begin + r.durations_ns[i];
+    trace::gpu_slice(track, names_[i], labels_[i], begin, end);
+    previous_end = end;
+  }
+}
+
+uint32_t Recording::query_count() const { return native_->queries ? uint32_t(2 * labels_.size()) : 0; }
 
 void Recording::run(uint32_t times) {
   submit(times);

@@ -31,6 +31,9 @@ namespace meganeura::gpu {
 
 struct RecordingOptions {
   bool timestamps = false;  // write a timestamp before and after every dispatch and copy
+  // While a trace is being written, each completed replay's commands become slices on the GPU
+  // track (needs timestamps).
+  bool trace_slices = true;
 };
 
 struct NativeRecording;
@@ -66,6 +69,9 @@ class Recording {
   size_t command_count() const { return labels_.size(); }  // dispatches, copies and fills
   size_t barrier_count() const { return barriers_; }
   const std::vector<std::string>& labels() const { return labels_; }
+  // Per command: the kernel (the pipeline's label), "copy" or "fill"; names the trace slices.
+  const std::vector<std::string>& names() const { return names_; }
+  uint32_t query_count() const;  // timestamp queries recorded (0 without timestamps); after finish()
 
   // Durations of each dispatch/copy/fill in the last completed replay (timestamps=true only, else
   // throws meganeura::Error). Devices without timestamps give an empty vector.
@@ -73,11 +79,13 @@ class Recording {
 
  private:
   void require_recording(const char* what) const;
+  void trace_last_replay(const std::vector<uint64_t>& ticks);
 
   std::shared_ptr<Context> context_;
   std::unique_ptr<NativeRecording> native_;
   RecordingOptions options_;
   std::vector<std::string> labels_ = {};
+  std::vector<std::string> names_ = {};
   size_t barriers_ = 0;
   bool finished_ = false;
   bool pending_ = false;

@@ -11,6 +11,7 @@
 #include "gpu/disk_cache.h"
 #include "gpu/sha256.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 
 namespace meganeura::gpu {
 namespace {
@@ -129,6 +130,7 @@ std::string ShaderCompiler::cache_key(std::string_view glsl, const ShaderOptions
 }
 
 std::vector<uint32_t> ShaderCompiler::compile(std::string_view glsl, const ShaderOptions& options) {
+  trace::Scope trace_scope("shader compilation", options.name);
   const std::filesystem::path entry_path = cache_dir_ / "spirv" / (cache_key(glsl, options) + ".spv");
   if (auto entry = read_file(entry_path)) {
     if (auto words = parse_entry(*entry)) {

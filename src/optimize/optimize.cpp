@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "meganeura/trace.h"
 #include "optimize/cost_model.h"
 #include "optimize/egraph/runner.h"
 #include "optimize/nn_egraph.h"
@@ -69,6 +70,7 @@ std::string OptimizeReport::to_string() const {
 }
 
 OptimizeResult optimize(const Graph& graph, const OptimizeOptions& options) {
+  trace::Scope trace_scope("optimize", std::to_string(graph.size()) + " nodes");
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   if (!graph.has_outputs()) throw Error("optimize: the graph has no outputs; call Graph::set_outputs first");
@@ -87,8 +89,12 @@ OptimizeResult optimize(const Graph& graph, const OptimizeOptions& options) {
   limits.max_iterations = options.max_iterations;
   limits.max_nodes = options.max_enodes;
   limits.max_seconds = options.max_seconds;
-  egraph::RunReport run = egraph::run(eg.egraph(), rules, limits);
+  egraph::RunReport run = [&] {
+    trace::Scope saturate("saturate", std::to_string(rules.size()) + " rules");
+    return egraph::run(eg.egraph(), rules, limits);
+  }();
 
+  trace::Scope extract_scope("extract");
   optimizer::NnCostModel cost(eg);
   egraph::Extraction best = egraph::extract(eg.egraph(), cost, eg.roots());
   OptimizeResult result{eg.to_graph(egraph::build_term(eg.egraph(), best, eg.roots())), {}};

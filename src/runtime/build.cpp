@@ -13,6 +13,7 @@
 #include "meganeura/autodiff.h"
 #include "meganeura/error.h"
 #include "meganeura/optimize.h"
+#include "meganeura/trace.h"
 #include "runtime/session_impl.h"
 
 namespace meganeura {
@@ -73,6 +74,8 @@ void Session::Impl::precompile(const std::vector<std::string>& sources) {
       fresh.push_back(source);
     }
   }
+  // Each shader's own slice is on its worker thread's track.
+  trace::Scope trace_scope("shaders", std::to_string(fresh.size()) + " to compile or load");
   gpu::ShaderCompiler& compiler = shader_compiler();
   const gpu::ShaderCacheStats before = compiler.stats();
   const size_t threads = std::max<size_t>(1, std::min<size_t>(fresh.size(), std::thread::hardware_concurrency()));
@@ -99,6 +102,8 @@ namespace runtime {
 
 Session build_session_for_caps(const Graph& graph, const SessionOptions& options, const compile::DeviceCaps& caps,
                                bool training) {
+  trace::Scope trace_scope(training ? "build_session" : "build_inference_session",
+                           std::to_string(graph.size()) + " nodes");
   auto impl = std::make_unique<Session::Impl>();
   impl->context = gpu::Context::shared();
   impl->caps = caps;
@@ -128,7 +133,10 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
   for (const std::string& name : impl->trainable) {
     impl->gradient_nodes[name] = final_graph.find(gradient_name(name));
   }
-  impl->plan = compile::compile(final_graph, impl->caps, compile_options);
+  {
+    trace::Scope compile_scope("compile");
+    impl->plan = compile::compile(final_graph, impl->caps, compile_options);
+  }
   const compile::Plan& plan = impl->plan;
 
   // Buffers.
@@ -164,7 +172,10 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
 
   // Pipelines and descriptor sets; the shaders compile in parallel first.
   std::vector<std::string> sources;
-  for (const compile::Kernel& kernel : plan.kernels) sources.push_back(codegen::generate(plan.graph, kernel, impl->caps));
+  {
+    trace::Scope codegen_scope("codegen", std::to_string(plan.kernels.size()) + " kernels");
+    for (const compile::Kernel& kernel : plan.kernels) sources.push_back(codegen::generate(plan.graph, kernel, impl->caps));
+  }
   impl->precompile(sources);
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const compile::Kernel& kernel = plan.kernels[k];

@@ -2,6 +2,7 @@
 #include "codegen/optimizer.h"
 #include "gpu/transfer.h"
 #include "meganeura/error.h"
+#include "meganeura/trace.h"
 #include "runtime/session_impl.h"
 
 namespace meganeura {
@@ -24,7 +25,7 @@ void Session::compute_gradients() {
   require_optimizer(s, "compute_gradients");
   if (!s.gradients_only) {
     // The plan's kernels are forward + backward; the update is only in the whole-step recording.
-    s.gradients_only = std::make_unique<gpu::Recording>(s.context);
+    s.gradients_only = std::make_unique<gpu::Recording>(s.context, s.recording_options());
     for (size_t i = 0; i < s.plan.kernels.size(); ++i) {
       const compile::Kernel& kernel = s.plan.kernels[i];
       if (kernel.barrier_before) s.gradients_only->barrier();
@@ -32,7 +33,11 @@ void Session::compute_gradients() {
     }
     s.gradients_only->finish();
   }
-  s.gradients_only->run(1);
+  {
+    trace::Scope trace_scope("compute_gradients");
+    s.gradients_only->run(1);
+  }
+  s.note_replay(*s.gradients_only, 1);
 }
 
 void Session::set_gradient(const std::string& name, std::span<const float> data) {
@@ -52,14 +57,18 @@ void Session::apply_update() {
   Impl& s = *impl_;
   require_optimizer(s, "apply_update");
   if (!s.update_only) {
-    s.update_only = std::make_unique<gpu::Recording>(s.context);
+    s.update_only = std::make_unique<gpu::Recording>(s.context, s.recording_options());
     for (const Impl::Dispatch& d : s.optimizer_dispatches) {
       if (d.barrier_before) s.update_only->barrier();
       s.update_only->dispatch(*d.pipeline, *d.set, std::as_bytes(std::span(d.push)), d.groups, d.label);
     }
     s.update_only->finish();
   }
-  s.update_only->run(1);
+  {
+    trace::Scope trace_scope("apply_update");
+    s.update_only->run(1);
+  }
+  s.note_replay(*s.update_only, 1);
 }
 
 std::map<std::string, std::vector<float>> Session::read_optimizer_state() const {

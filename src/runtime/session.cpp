@@ -1,5 +1,6 @@
 // Session: uploads, the recorded step, readback, optimizer and checkpoints.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "gpu/transfer.h"
 #include "meganeura/error.h"
 #include "meganeura/safetensors.h"
+#include "meganeura/trace.h"
 #include "runtime/session_impl.h"
 
 namespace meganeura {
@@ -16,7 +18,18 @@ namespace meganeura {
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
-Session::~Session() = default;
+Session::~Session() {
+  if (impl_ && impl_->kernel_profile.replays()) std::fputs(impl_->kernel_profile.table().c_str(), stderr);
+}
+
+gpu::RecordingOptions Session::Impl::recording_options() const {
+  return {.timestamps = options.timestamps || trace::enabled() || runtime::profile_requested()};
+}
+
+void Session::Impl::note_replay(const gpu::Recording& used, uint32_t replays) {
+  if (!runtime::profile_requested()) return;
+  kernel_profile.add(used.names(), used.labels(), used.dispatch_durations_ns(), replays);
+}
 
 namespace {
 
@@ -47,7 +60,8 @@ std::string expected_message(const char* what, const std::string& name, const No
 
 void Session::Impl::record() {
   // Whole step: every kernel, then (training with an optimizer) the update.
-  recording = std::make_unique<gpu::Recording>(context, gpu::RecordingOptions{.timestamps = options.timestamps});
+  trace::Scope trace_scope("record");
+  recording = std::make_unique<gpu::Recording>(context, recording_options());
   const bool updates = training && optimizer;
   for (const Dispatch& d : optimizer_dispatches) {
     if (updates && d.at_step_start) recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
@@ -85,7 +99,7 @@ void Session::Impl::record() {
       if (needed[plan.kernels[i].root]) subset.push_back(i);
     }
     const std::vector<bool> barriers = barriers_for(plan, subset);
-    forward_only = std::make_unique<gpu::Recording>(context, gpu::RecordingOptions{.timestamps = options.timestamps});
+    forward_only = std::make_unique<gpu::Recording>(context, recording_options());
     for (size_t j = 0; j < subset.size(); ++j) {
       const compile::Kernel& kernel = plan.kernels[subset[j]];
       if (barriers[j]) forward_only->barrier();
@@ -276,10 +290,17 @@ void Session::step_n(uint32_t steps) {
     throw Error("step: no optimizer set; call set_optimizer (or pass SessionOptions::optimizer)");
   }
   if (steps == 0) return;
+  trace::Scope trace_scope("step", steps > 1 ? std::to_string(steps) + " replays" : std::string());
   impl_->recording->run(steps);
+  impl_->note_replay(*impl_->recording, steps);
 }
 
-void Session::run() { (impl_->forward_only ? impl_->forward_only : impl_->recording)->run(1); }
+void Session::run() {
+  trace::Scope trace_scope("run");
+  gpu::Recording& used = *(impl_->forward_only ? impl_->forward_only : impl_->recording);
+  used.run(1);
+  impl_->note_replay(used, 1);
+}
 
 std::vector<float> Session::read_output(size_t index) const {
   if (index >= impl_->user_outputs.size()) {

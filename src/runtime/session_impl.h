@@ -21,6 +21,7 @@
 #include "gpu/pipeline.h"
 #include "gpu/recording.h"
 #include "meganeura/session.h"
+#include "runtime/kernel_profile.h"
 
 namespace meganeura {
 
@@ -68,6 +69,12 @@ struct Session::Impl {
   std::unique_ptr<gpu::Recording> gradients_only;  // compute_gradients(): built on first use
   std::unique_ptr<gpu::Recording> update_only;     // apply_update(): built on first use
   bool forward_recorded_with_timestamps = false;
+  runtime::KernelProfile kernel_profile;  // MEGANEURA_PROFILE=1: every replay's kernel times
+
+  // Timestamps when asked for, or while tracing or profiling; otherwise none are recorded.
+  gpu::RecordingOptions recording_options() const;
+  // After a replay of `used`: adds its kernel times to kernel_profile (MEGANEURA_PROFILE=1).
+  void note_replay(const gpu::Recording& used, uint32_t replays);
 
   gpu::Pipeline& pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
                               const std::string& label);
