@@ -9,6 +9,7 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(PNG REQUIRED)
 find_package(JPEG REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)
 
 # shaderc linked statically so that binaries run on hosts without shaderc (GPU.md): Debian's
 # libshaderc_combined.a lacks glslang and SPIRV-Tools, which follow it in this order.

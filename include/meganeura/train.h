@@ -98,6 +98,23 @@ enum class Progress {
   off,
 };
 
+// Data-parallel training (meganeura/distributed.h implements this over MPI): every replica runs the
+// same Trainer, feeds its own rows of each batch and, before every update, replaces its gradients
+// with their mean over all replicas. The loader's batch size is then the combined batch
+// (world_size · the session's batch) and every replica walks the same order, so a run equals one
+// process training on the combined batch, and checkpoints and schedules stay in step everywhere.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Makes every replica's parameters equal to replica 0's; the Trainer calls it once, at the start.
+  virtual void broadcast_parameters(Session& session) = 0;
+  // Replaces every value with its mean over the replicas. Every replica passes the same sizes in the
+  // same order; throws Error when a replica has failed instead of waiting for ever.
+  virtual void average(std::vector<std::vector<double>>& values) = 0;
+};
+
 struct TrainConfig {
   Optimizer optimizer = Adam{};
   Schedule schedule = {};
@@ -109,6 +126,8 @@ struct TrainConfig {
   IoNames io = {};
   // Total optimizer steps the schedule spans; 0: worked out by train() from its epochs and loader.
   int64_t total_steps = 0;
+  // Data-parallel training when set (must outlive the trainer); nullptr: this process alone.
+  GradientReducer* reducer = nullptr;
 };
 
 // The OptimizerSpec a config installs (learning rate from the optimizer, clipping from the config).
@@ -205,6 +224,8 @@ struct MnistOptions {
   std::string optimizer = "adam";  // "sgd" (momentum 0.9) or "adam"
   uint64_t seed = 1;
   std::filesystem::path save = {}; // parameters (safetensors) after training; empty: not saved
+  // Data-parallel training (mpirun): batch_size is then per rank, and only rank 0 prints and saves.
+  GradientReducer* reducer = nullptr;
 };
 
 // Throws Error naming the option and the accepted values.

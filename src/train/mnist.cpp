@@ -34,8 +34,13 @@ void validate(const MnistOptions& options) {
   }
 }
 
-double train_mnist(const MnistOptions& options, std::ostream& out) {
+double train_mnist(const MnistOptions& options, std::ostream& out_stream) {
   validate(options);
+  // With several ranks only rank 0 speaks; the others train silently beside it.
+  GradientReducer* reducer = options.reducer;
+  const int ranks = reducer ? reducer->world_size() : 1;
+  std::ostream silent(nullptr);
+  std::ostream& out = reducer && reducer->rank() != 0 ? silent : out_stream;
   out << "loading " << options.data.string() << '\n';
   const data::MnistData mnist = data::load_mnist(options.data);
   if (mnist.train.features != 784) {
@@ -45,7 +50,8 @@ double train_mnist(const MnistOptions& options, std::ostream& out) {
 
   // The session's shapes are fixed: train on whole batches, evaluate padded ones (only real rows count).
   Session session = build_session(mnist_mlp(options.batch_size), {.seed = options.seed});
-  data::DataLoader train_loader(mnist.train, {.batch_size = options.batch_size, .drop_last = true, .seed = options.seed});
+  data::DataLoader train_loader(mnist.train,
+                                {.batch_size = options.batch_size * ranks, .drop_last = true, .seed = options.seed});
   data::DataLoader test_loader(mnist.test, {.batch_size = options.batch_size, .shuffle = false, .pad_last = true});
 
   TrainConfig config;
@@ -56,12 +62,16 @@ double train_mnist(const MnistOptions& options, std::ostream& out) {
   }
   config.log_interval = 100;
   config.out = &out;
+  config.reducer = reducer;
+  if (reducer && reducer->rank() != 0) config.progress = Progress::off;
   Trainer trainer(session, config);
   out << "training the 784-128-10 MLP: " << mnist.train.size << " images, " << options.epochs << " epochs, batch "
-      << options.batch_size << ", " << options.optimizer << '\n';
+      << options.batch_size;
+  if (ranks > 1) out << " per rank x " << ranks << " ranks";
+  out << ", " << options.optimizer << '\n';
   trainer.train(train_loader, options.epochs);
 
-  if (!options.save.empty()) {
+  if (!options.save.empty() && (!reducer || reducer->rank() == 0)) {
     session.save_parameters(options.save.string());
     out << "saved parameters to " << options.save.string() << '\n';
   }

@@ -32,6 +32,31 @@ void check_config(const TrainConfig& config) {
   }
 }
 
+// This replica's rows of a combined batch (data-parallel training): rows [rank·b, (rank+1)·b).
+data::Batch shard_of(const data::Batch& batch, int rank, int world_size) {
+  if (batch.size % world_size != 0) {
+    throw Error("Trainer: a batch of " + std::to_string(batch.size) + " rows does not split evenly over " +
+                std::to_string(world_size) + " replicas; give the loader world_size x the session's batch size "
+                "and drop_last");
+  }
+  const int64_t rows = batch.size / world_size;
+  const int64_t first = rows * rank;
+  data::Batch shard;
+  shard.size = rows;
+  shard.valid = std::clamp<int64_t>(batch.valid - first, 0, rows);
+  shard.features = batch.features;
+  shard.num_classes = batch.num_classes;
+  shard.epoch = batch.epoch;
+  shard.index = batch.index;
+  const auto slice = [&](const auto& all, int64_t width, auto& out) {
+    out.assign(all.begin() + first * width, all.begin() + (first + rows) * width);
+  };
+  slice(batch.images, batch.features, shard.images);
+  slice(batch.labels, 1, shard.labels);
+  if (!batch.one_hot.empty()) slice(batch.one_hot, batch.num_classes, shard.one_hot);
+  return shard;
+}
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
@@ -48,7 +73,7 @@ Trainer::Trainer(Session& session, TrainConfig config) : session_(&session), con
   session.set_optimizer(optimizer_spec(config_));
   const std::vector<std::string> inputs = session.input_names();
   has_step_input_ = std::find(inputs.begin(), inputs.end(), config_.io.step) != inputs.end();
-  if (config_.accumulation_steps > 1) {
+  if (config_.accumulation_steps > 1 || config_.reducer) {
     // Parameters without a gradient (trainable = false) are simply not updated.
     for (const std::string& name : session.parameter_names()) {
       try {
@@ -58,6 +83,7 @@ Trainer::Trainer(Session& session, TrainConfig config) : session_(&session), con
       }
     }
   }
+  if (config_.reducer) config_.reducer->broadcast_parameters(session);
 }
 
 void Trainer::on_step(std::function<void(const StepInfo&)> callback) { step_callbacks_.push_back(std::move(callback)); }
@@ -101,7 +127,8 @@ bool Trainer::optimizer_step(data::DataLoader& loader, data::Batch& batch, float
   if (loader.position().batch >= batches) return false;
   session_->set_learning_rate(current_learning_rate());
   samples = 0;
-  if (config_.accumulation_steps == 1) {
+  GradientReducer* reducer = config_.reducer;
+  if (config_.accumulation_steps == 1 && !reducer) {
     loader.next(batch);
     feed(batch);
     session_->step();
@@ -116,7 +143,7 @@ bool Trainer::optimizer_step(data::DataLoader& loader, data::Batch& batch, float
   int64_t micro = 0;
   for (; micro < config_.accumulation_steps && loader.position().batch < batches; ++micro) {
     loader.next(batch);
-    feed(batch);
+    feed(reducer ? shard_of(batch, reducer->rank(), reducer->world_size()) : batch);
     session_->compute_gradients();
     ++micro_step_;
     samples += batch.valid;
@@ -126,6 +153,13 @@ bool Trainer::optimizer_step(data::DataLoader& loader, data::Batch& batch, float
       sums[p].resize(gradient.size(), 0.0);
       for (size_t i = 0; i < gradient.size(); ++i) sums[p][i] += gradient[i];
     }
+  }
+  if (reducer) {
+    // Every replica's gradient is the mean over its rows; their mean is the combined batch's.
+    sums.push_back({loss_sum});
+    reducer->average(sums);
+    loss_sum = sums.back()[0];
+    sums.pop_back();
   }
   for (size_t p = 0; p < trainable_.size(); ++p) {
     std::vector<float> mean(sums[p].size());
