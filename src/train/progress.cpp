@@ -3,7 +3,6 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -32,7 +31,14 @@ ProgressPrinter::ProgressPrinter(Progress mode, std::ostream& out, int64_t epoch
 void ProgressPrinter::step(const StepInfo& info, int64_t steps_done_in_epoch) {
   if (mode_ == Progress::off) return;
   const bool last_of_epoch = steps_done_in_epoch >= steps_per_epoch_;
-  if (info.step % log_interval_ != 0 && !last_of_epoch && !(mode_ == Progress::bar && steps_done_in_epoch == 1)) return;
+  if (mode_ == Progress::bar) {
+    // Redraw often enough to look alive, rarely enough that drawing costs nothing.
+    const auto now = std::chrono::steady_clock::now();
+    if (!last_of_epoch && steps_done_in_epoch != 1 && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+  } else if (info.step % log_interval_ != 0 && !last_of_epoch) {
+    return;
+  }
   std::ostringstream line;
   line << "epoch " << info.epoch + 1 << '/' << epochs_ << ' ';
   if (mode_ == Progress::bar) {

@@ -1,10 +1,12 @@
-// Training progress on a stream: a redrawn bar on a terminal, plain lines otherwise.
+// Training progress on a stream: a bar redrawn up to ten times a second on a terminal, otherwise a
+// plain line every log_interval steps and at the end of each epoch.
 //
 //   ProgressPrinter progress(Progress::automatic, std::cout, /*epochs=*/5, /*steps_per_epoch=*/600, 50);
 //   progress.step(info, /*steps_done_in_epoch=*/120);  // "epoch 1/5 [####......] 120/600 loss 0.52 ..."
 //   progress.epoch(epoch_info);                          // ends the bar's line, prints the summary
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 
@@ -26,6 +28,7 @@ class ProgressPrinter {
   int64_t steps_per_epoch_;
   int64_t log_interval_;
   bool bar_open_ = false;
+  std::chrono::steady_clock::time_point last_draw_ = {};
 };
 
 // "1:05" or "1:02:03".
