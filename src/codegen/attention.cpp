@@ -272,6 +272,9 @@ std::string grad_kv_body(const compile::Kernel& kernel, bool grad_k) {
 shared float do_tile[BQ * DV];
 shared float row_lse[BQ];
 shared float row_delta[BQ];
+const uint SPLIT = BK >= BQ ? BK / BQ : 1u, PARTS = BQ * SPLIT;
+shared float part_m[PARTS];
+shared float part_l[PARTS];
 
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
@@ -306,14 +309,15 @@ void main() {
         do_tile[e] = i < S ? float(DOB.data[o_at(b, h, i) + e % DV]) : 0.0;
       }
       barrier();
-      // Each row's log-sum-exp over all its keys (and Δ = dO · O for dK).
-      for (uint r = t; r < BQ; r += BK) {
+      // Each row's log-sum-exp over all its keys: SPLIT threads per row take every SPLIT-th key,
+      // then one merges their partial (max, sum) pairs.
+      for (uint slot = t; slot < PARTS; slot += BK) {
+        uint r = slot / SPLIT, part = slot % SPLIT;
         uint i = qbase + r;
-        float lse = 3.0e38, delta = 0.0;
+        float m = NEG, l = 0.0;
         if (i < S) {
           int end = key_end(i);
-          float m = NEG, l = 0.0;
-          for (int other = 0; other < end; ++other) {
+          for (int other = int(part); other < end; other += int(SPLIT)) {
             float s = 0.0;
             uint at = k_at(b, kvh, uint(other));
             for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[at + d]);
@@ -321,14 +325,25 @@ void main() {
             if (s <= NEG) continue;
             if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
           }
-          if (l > 0.0) lse = m + log(l);
+        }
+        part_m[slot] = m;
+        part_l[slot] = l;
+      }
+      barrier();
+      for (uint r = t; r < BQ; r += BK) {
+        uint i = qbase + r;
+        float top = NEG;
+        for (uint p = 0u; p < SPLIT; ++p) top = max(top, part_m[r * SPLIT + p]);
+        float total = 0.0;
+        for (uint p = 0u; p < SPLIT; ++p) total += part_l[r * SPLIT + p] * exp(part_m[r * SPLIT + p] - top);
+        // A row that sees no key gets an infinite log-sum-exp: its probabilities are all 0.
+        row_lse[r] = total > 0.0 ? top + log(total) : 3.0e38;
+        float delta = 0.0;
 )";
   if (grad_k) {
-    out << "          for (uint d = 0u; d < DV; ++d) delta += do_tile[r * DV + d] * float(OB.data[o_at(b, h, i) + d]);\n";
+    out << "        if (i < S) for (uint d = 0u; d < DV; ++d) delta += do_tile[r * DV + d] * float(OB.data[o_at(b, h, i) + d]);\n";
   }
-  out << R"(        }
-        row_lse[r] = lse;
-        row_delta[r] = delta;
+  out << R"(        row_delta[r] = delta;
       }
       barrier();
       for (uint r = 0u; r < BQ && valid; ++r) {

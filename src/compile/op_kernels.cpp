@@ -77,7 +77,8 @@ void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
   // dK, dV: one thread per key; query rows come through shared memory in tiles.
   const uint32_t keys = std::min<uint32_t>({ceil_pow2(Skv), 64u, floor_pow2(caps.max_workgroup_size[0]),
                                             floor_pow2(caps.max_workgroup_invocations)});
-  const uint64_t budget = shared_floats(caps, 16);
+  // Reserved: the partial log-sum-exp pairs, 2 · max(keys, rows) ≤ 2 · 64 floats.
+  const uint64_t budget = shared_floats(caps, 2 * 64 + 16);
   if (budget < row_floats + 2) throw too_wide();
   const uint32_t rows = std::min<uint32_t>(floor_pow2(budget / (row_floats + 2)), 32);
   kernel.local_size = {keys, 1, 1};
