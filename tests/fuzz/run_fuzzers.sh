@@ -38,10 +38,18 @@ if [ -f "$src/src/data/idx_file.cpp" ]; then
   targets+=(idx)
 fi
 
+build fuzz_llama_config "$src/tests/fuzz/fuzz_llama_config.cpp" "$src/src/models/llama_config.cpp" \
+  "$src/src/common/error.cpp"
+targets+=(llama_config)
+
 seeds="$out/seeds"
 rm -rf "$seeds"
 python3 "$src/tests/fuzz/make_seeds.py" "$seeds"
 cp "$src"/tests/data/malformed/*.safetensors "$seeds/safetensors/"
+mkdir -p "$seeds/llama_config"
+for fixture in "$src"/tests/data/fixtures/smollm2-tiny*; do
+  cp "$fixture/config.json" "$seeds/llama_config/$(basename "$fixture").json"
+done
 
 status=0
 for target in "${targets[@]}"; do
