@@ -44,13 +44,12 @@ std::vector<KernelProfile::Row> KernelProfile::rows() const {
   return rows;
 }
 
-std::string KernelProfile::table() const {
+std::string KernelProfile::table(const std::string& replay_kind) const {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "GPU time by kernel over %llu replays (%.3f ms in all, %.3f ms per replay)\n",
-                static_cast<unsigned long long>(replays_), total_ns_ / 1e6,
+  std::snprintf(line, sizeof line, " (%.3f ms in all, %.3f ms each)\n", total_ns_ / 1e6,
                 replays_ ? total_ns_ / 1e6 / static_cast<double>(replays_) : 0.0);
-  out << line;
+  out << "GPU time by kernel over " << replays_ << ' ' << replay_kind << line;
   std::snprintf(line, sizeof line, "%7s %12s %10s %8s  %-12s %s\n", "share", "total ms", "mean us", "calls", "kernel",
                 "nodes");
   out << line;

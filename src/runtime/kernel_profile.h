@@ -2,10 +2,11 @@
 //
 //   runtime::KernelProfile profile;
 //   profile.add(recording.names(), recording.labels(), recording.dispatch_durations_ns(), 1);
-//   std::fputs(profile.table().c_str(), stderr);  // kernels by total time, share of the step
+//   std::fputs(profile.table("training steps").c_str(), stderr);  // kernels by total time, share of the step
 //
 // A session records timestamps when MEGANEURA_PROFILE=1 (or a trace is written), adds every
-// replay here and prints the table when it is destroyed.
+// replay here (one profile per kind of replay: training steps, forward passes, ...) and prints the
+// tables when it is destroyed.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +37,8 @@ class KernelProfile {
   uint64_t replays() const { return replays_; }
   uint64_t total_ns() const { return total_ns_; }
   // A text table: kernel, calls, total ms, mean µs, share of the GPU time of all replays.
-  std::string table() const;
+  // `replay_kind` names what a replay is ("training steps").
+  std::string table(const std::string& replay_kind = "replays") const;
 
  private:
   std::map<std::string, Row> by_label_;

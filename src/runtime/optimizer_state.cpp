@@ -37,7 +37,7 @@ void Session::compute_gradients() {
     trace::Scope trace_scope("compute_gradients");
     s.gradients_only->run(1);
   }
-  s.note_replay(*s.gradients_only, 1);
+  s.note_replay(*s.gradients_only, 1, "gradient passes (compute_gradients)");
 }
 
 void Session::set_gradient(const std::string& name, std::span<const float> data) {
@@ -68,7 +68,7 @@ void Session::apply_update() {
     trace::Scope trace_scope("apply_update");
     s.update_only->run(1);
   }
-  s.note_replay(*s.update_only, 1);
+  s.note_replay(*s.update_only, 1, "updates (apply_update)");
 }
 
 std::map<std::string, std::vector<float>> Session::read_optimizer_state() const {

@@ -19,16 +19,17 @@ Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() {
-  if (impl_ && impl_->kernel_profile.replays()) std::fputs(impl_->kernel_profile.table().c_str(), stderr);
+  if (!impl_) return;  // moved from
+  for (const auto& [kind, profile] : impl_->kernel_profiles) std::fputs(profile.table(kind).c_str(), stderr);
 }
 
 gpu::RecordingOptions Session::Impl::recording_options() const {
   return {.timestamps = options.timestamps || trace::enabled() || runtime::profile_requested()};
 }
 
-void Session::Impl::note_replay(const gpu::Recording& used, uint32_t replays) {
+void Session::Impl::note_replay(const gpu::Recording& used, uint32_t replays, const std::string& kind) {
   if (!runtime::profile_requested()) return;
-  kernel_profile.add(used.names(), used.labels(), used.dispatch_durations_ns(), replays);
+  kernel_profiles[kind].add(used.names(), used.labels(), used.dispatch_durations_ns(), replays);
 }
 
 namespace {
@@ -292,14 +293,14 @@ void Session::step_n(uint32_t steps) {
   if (steps == 0) return;
   trace::Scope trace_scope("step", steps > 1 ? std::to_string(steps) + " replays" : std::string());
   impl_->recording->run(steps);
-  impl_->note_replay(*impl_->recording, steps);
+  impl_->note_replay(*impl_->recording, steps, impl_->training ? "training steps" : "forward passes");
 }
 
 void Session::run() {
   trace::Scope trace_scope("run");
   gpu::Recording& used = *(impl_->forward_only ? impl_->forward_only : impl_->recording);
   used.run(1);
-  impl_->note_replay(used, 1);
+  impl_->note_replay(used, 1, "forward passes");
 }
 
 std::vector<float> Session::read_output(size_t index) const {

@@ -69,12 +69,13 @@ struct Session::Impl {
   std::unique_ptr<gpu::Recording> gradients_only;  // compute_gradients(): built on first use
   std::unique_ptr<gpu::Recording> update_only;     // apply_update(): built on first use
   bool forward_recorded_with_timestamps = false;
-  runtime::KernelProfile kernel_profile;  // MEGANEURA_PROFILE=1: every replay's kernel times
+  // MEGANEURA_PROFILE=1: kernel times of every replay, by kind of replay ("training steps").
+  std::map<std::string, runtime::KernelProfile> kernel_profiles;
 
   // Timestamps when asked for, or while tracing or profiling; otherwise none are recorded.
   gpu::RecordingOptions recording_options() const;
   // After a replay of `used`: adds its kernel times to kernel_profile (MEGANEURA_PROFILE=1).
-  void note_replay(const gpu::Recording& used, uint32_t replays);
+  void note_replay(const gpu::Recording& used, uint32_t replays, const std::string& kind);
 
   gpu::Pipeline& pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
                               const std::string& label);

@@ -47,8 +47,8 @@ TEST(KernelProfile, SumsReplaysAndOrdersByTotalTime) {
   }
   EXPECT_EQ(summed, total);
 
-  const std::string table = profile.table();
-  EXPECT_NE(table.find("4 replays"), std::string::npos) << table;
+  const std::string table = profile.table("training steps");
+  EXPECT_NE(table.find("over 4 training steps"), std::string::npos) << table;
   for (const std::string& label : labels) EXPECT_NE(table.find(label), std::string::npos) << table;
   // The longest kernel comes first.
   EXPECT_LT(table.find(rows[0].label), table.find(rows[3].label)) << table;

@@ -1,11 +1,14 @@
 // `MEGANEURA_TRACE=t.pftrace meganeura train-mnist --epochs 1` writes a complete trace: the session
 // build, one slice per training step and GPU slices for the dispatches, on a tiny random dataset.
+// With MEGANEURA_PROFILE=1 the program also prints its kernels by GPU time when it ends.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "data_loading/temp_dir.h"
@@ -34,10 +37,15 @@ TEST(TrainMnistTrace, OneEpochWritesACompleteTrace) {
   const std::filesystem::path program = std::filesystem::path(bin ? bin : MEGANEURA_BINARY_DIR "/bin") / "meganeura";
   ASSERT_TRUE(std::filesystem::exists(program)) << program << " is missing; build the meganeura_cli target";
   const std::filesystem::path trace = dir / "t.pftrace";
-  const std::string command = "MEGANEURA_TRACE='" + trace.string() + "' '" + program.string() +
+  const std::string command = "MEGANEURA_PROFILE=1 MEGANEURA_TRACE='" + trace.string() + "' '" + program.string() +
                               "' train-mnist --data '" + dir.path().string() +
                               "' --epochs 1 --batch-size 8 > '" + (dir / "out.txt").string() + "' 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0) << "see the command's output in " << (dir / "out.txt");
+  std::ifstream out_file(dir / "out.txt");
+  const std::string output((std::istreambuf_iterator<char>(out_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(output.find("GPU time by kernel over 3 training steps"), std::string::npos) << output;
+  EXPECT_NE(output.find("share"), std::string::npos) << output;
+  EXPECT_NE(output.find("matmul"), std::string::npos) << output;
 
   const std::vector<Slice> slices = rebuild_slices(decode_trace(trace));
   size_t builds = 0, steps = 0, gpu = 0;
