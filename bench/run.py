@@ -34,6 +34,9 @@ WORKLOADS = {
     "attention_smollm2_s128": "bench_attention",
     "attention_smollm2_s1024": "bench_attention",
     "conv2d_sd_unet": "bench_conv",
+    "smollm2_generate32": "bench_smollm2",
+    "smollm2_prefill128": "bench_smollm2",
+    "smollm2_train_step": "bench_smollm2",
 }
 
 

@@ -165,6 +165,8 @@ def main(names):
         attention("attention_smollm2_s1024", 1024)
     if "conv2d_sd_unet" in names:
         conv_sd_unet()
+    import torch_smollm2  # transformers is imported only when these workloads run
+    torch_smollm2.run(names, emit)
 
 
 if __name__ == "__main__":
