@@ -35,8 +35,8 @@ struct MpiOptions {
   // A collective that has not finished after this long throws Error (another rank died or hung).
   // The environment variable MEGANEURA_MPI_TIMEOUT (seconds) overrides it.
   double timeout_seconds = 300;
-  // Gradients are all-reduced in buckets of about this many bytes, all in flight at once, so the
-  // transfers of one bucket overlap the reduction of the others.
+  // Gradients are all-reduced in buckets of about this many bytes, each as soon as it is full, so the
+  // all-reduce of one overlaps reading back the gradients of the next.
   size_t bucket_bytes = size_t{4} << 20;
   // Unless MEGANEURA_DEVICE is set, point it at the local_rank-th device of the preferred kind
   // (modulo their number), so the ranks of one host use different GPUs.
@@ -63,9 +63,12 @@ class MpiReducer final : public train::GradientReducer {
 
   // Rank 0's parameters, by name, to every rank; Error if the ranks' models differ in size.
   void broadcast_parameters(Session& session) override;
-  // In place: the mean over the ranks, summed in double.
-  void average(std::vector<std::vector<double>>& values) override;
-  // Waits for every rank (with the same timeout as the other collectives).
+  // The mean over the ranks, summed in double, in buckets of MpiOptions::bucket_bytes reduced on a
+  // thread of their own while the caller goes on; finish_average() waits and writes the means back.
+  void start_average(std::vector<double>& values) override;
+  void finish_average() override;
+  // Waits for every rank (with the same timeout as the other collectives). Like broadcast_parameters,
+  // not between start_average and finish_average.
   void barrier();
 
  private:

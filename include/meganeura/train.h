@@ -110,9 +110,13 @@ class GradientReducer {
   virtual int world_size() const = 0;
   // Makes every replica's parameters equal to replica 0's; the Trainer calls it once, at the start.
   virtual void broadcast_parameters(Session& session) = 0;
-  // Replaces every value with its mean over the replicas. Every replica passes the same sizes in the
-  // same order; throws Error when a replica has failed instead of waiting for ever.
-  virtual void average(std::vector<std::vector<double>>& values) = 0;
+  // Starts replacing `values` with their mean over the replicas; the reduction runs while the caller
+  // reads the next gradients back from the GPU. `values` must stay alive and untouched until
+  // finish_average(). Every replica starts the same sizes in the same order.
+  virtual void start_average(std::vector<double>& values) = 0;
+  // Waits until every started average is done; throws Error when a replica has failed instead of
+  // waiting for ever.
+  virtual void finish_average() = 0;
 };
 
 struct TrainConfig {

@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -57,6 +61,12 @@ bool launched_by_mpi() {
   return false;
 }
 
+// Consecutive gradients packed into one all-reduce; the means go back to `targets` at the end.
+struct Bucket {
+  std::vector<double> values;
+  std::vector<std::vector<double>*> targets;
+};
+
 struct MpiReducer::State {
   MpiOptions options;
   MPI_Comm comm = MPI_COMM_NULL;
@@ -65,6 +75,63 @@ struct MpiReducer::State {
   int local_rank = 0;
   bool initialized_here = false;
   bool failed = false;  // a collective failed or timed out: finalizing could wait for the dead rank
+
+  // The all-reduces run on their own thread, bucket after bucket, while the caller reads back the
+  // next gradients: Open MPI progresses a non-blocking collective only inside MPI calls, so without
+  // a thread that keeps calling it nothing would overlap. The caller's thread calls MPI only while
+  // this one is idle (MPI_THREAD_SERIALIZED).
+  std::thread reducer_thread;
+  std::mutex mutex;
+  std::condition_variable work_ready, work_done;
+  std::deque<Bucket*> queue;
+  std::vector<std::unique_ptr<Bucket>> buckets;  // this step's, filled in order
+  size_t queued = 0, reduced = 0;
+  std::string thread_error;
+  bool stopping = false;
+
+  void reduce_bucket(Bucket& bucket) {
+    std::vector<MPI_Request> request(1);
+    check(MPI_Iallreduce(MPI_IN_PLACE, bucket.values.data(), static_cast<int>(bucket.values.size()), MPI_DOUBLE,
+                         MPI_SUM, comm, request.data()),
+          "MPI gradient all-reduce");
+    wait(request, "MPI gradient all-reduce");
+  }
+
+  void run_reducer_thread() {
+    for (;;) {
+      Bucket* bucket = nullptr;
+      bool skip = false;
+      {
+        std::unique_lock lock(mutex);
+        work_ready.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;
+        bucket = queue.front();
+        queue.pop_front();
+        skip = !thread_error.empty();
+      }
+      std::string error;
+      if (!skip) {
+        try {
+          reduce_bucket(*bucket);
+        } catch (const Error& e) {
+          error = e.what();
+        }
+      }
+      std::lock_guard lock(mutex);
+      if (!error.empty() && thread_error.empty()) thread_error = error;
+      ++reduced;
+      work_done.notify_all();
+    }
+  }
+
+  void enqueue(Bucket* bucket) {
+    {
+      std::lock_guard lock(mutex);
+      queue.push_back(bucket);
+      ++queued;
+    }
+    work_ready.notify_one();
+  }
 
   void check(int code, const char* what) {
     if (code == MPI_SUCCESS) return;
@@ -110,10 +177,16 @@ MpiReducer::MpiReducer(MpiOptions options) : state_(std::make_unique<State>()) {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
       throw Error("MpiReducer: MPI_Init failed; start the program with mpirun (Debian: openmpi-bin)");
     }
     s.initialized_here = true;
+  }
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_SERIALIZED) {
+    throw Error("MpiReducer: this MPI offers no MPI_THREAD_SERIALIZED support, which the overlapped all-reduce "
+                "needs; use Open MPI (Debian: libopenmpi-dev) or initialize MPI with MPI_Init_thread at that level");
   }
   // A private communicator whose errors come back as codes (then Errors) instead of aborting.
   MPI_Comm_dup(MPI_COMM_WORLD, &s.comm);
@@ -125,10 +198,18 @@ MpiReducer::MpiReducer(MpiOptions options) : state_(std::make_unique<State>()) {
   MPI_Comm_rank(host, &s.local_rank);
   MPI_Comm_free(&host);
   if (s.options.select_device) select_device_for(s.local_rank);
+  s.reducer_thread = std::thread([&s] { s.run_reducer_thread(); });
 }
 
 MpiReducer::~MpiReducer() {
-  if (!state_ || state_->failed) return;  // the process exits without finalizing; mpirun ends the rest
+  if (!state_) return;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopping = true;
+  }
+  state_->work_ready.notify_all();
+  state_->reducer_thread.join();  // bounded: a collective in flight gives up at its deadline
+  if (state_->failed || !state_->thread_error.empty()) return;  // exit unfinalized; mpirun ends the rest
   MPI_Comm_free(&state_->comm);
   if (state_->initialized_here) MPI_Finalize();
 }
@@ -173,26 +254,41 @@ void MpiReducer::broadcast_parameters(Session& session) {
   }
 }
 
-void MpiReducer::average(std::vector<std::vector<double>>& values) {
+void MpiReducer::start_average(std::vector<double>& values) {
   State& s = *state_;
   if (s.world_size == 1) return;
-  std::vector<double> flat;
-  for (const auto& v : values) flat.insert(flat.end(), v.begin(), v.end());
-  const size_t bucket = std::max<size_t>(1, s.options.bucket_bytes / sizeof(double));
-  std::vector<MPI_Request> requests;
-  for (size_t first = 0; first < flat.size(); first += bucket) {
-    const size_t count = std::min(bucket, flat.size() - first);
-    requests.push_back(MPI_REQUEST_NULL);
-    s.check(MPI_Iallreduce(MPI_IN_PLACE, flat.data() + first, static_cast<int>(count), MPI_DOUBLE, MPI_SUM, s.comm,
-                           &requests.back()),
-            "MPI gradient all-reduce");
+  const size_t bucket_values = std::max<size_t>(1, s.options.bucket_bytes / sizeof(double));
+  if (s.buckets.empty() || s.buckets.back()->values.size() >= bucket_values ||
+      s.buckets.size() <= s.queued) {
+    s.buckets.push_back(std::make_unique<Bucket>());
   }
-  s.wait(requests, "MPI gradient all-reduce");
+  Bucket& bucket = *s.buckets.back();
+  bucket.values.insert(bucket.values.end(), values.begin(), values.end());
+  bucket.targets.push_back(&values);
+  if (bucket.values.size() >= bucket_values) s.enqueue(&bucket);
+}
+
+void MpiReducer::finish_average() {
+  State& s = *state_;
+  if (s.world_size == 1) return;
+  if (s.buckets.size() > s.queued) s.enqueue(s.buckets.back().get());
+  {
+    std::unique_lock lock(s.mutex);
+    s.work_done.wait(lock, [&] { return s.reduced == s.queued; });
+    if (!s.thread_error.empty()) {
+      s.failed = true;
+      throw Error(s.thread_error);
+    }
+  }
   const double scale = 1.0 / s.world_size;
-  size_t at = 0;
-  for (auto& v : values) {
-    for (double& x : v) x = flat[at++] * scale;
+  for (const auto& bucket : s.buckets) {
+    size_t at = 0;
+    for (std::vector<double>* target : bucket->targets) {
+      for (double& x : *target) x = bucket->values[at++] * scale;
+    }
   }
+  s.buckets.clear();
+  s.queued = s.reduced = 0;
 }
 
 }  // namespace meganeura::distributed

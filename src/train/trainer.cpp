@@ -148,18 +148,22 @@ bool Trainer::optimizer_step(data::DataLoader& loader, data::Batch& batch, float
     ++micro_step_;
     samples += batch.valid;
     loss_sum += session_->read_loss();
+    // After the last micro-batch each summed gradient goes to the reducer at once, so averaging it
+    // over the replicas overlaps reading back the next one.
+    const bool last = micro + 1 == config_.accumulation_steps || loader.position().batch >= batches;
     for (size_t p = 0; p < trainable_.size(); ++p) {
       const std::vector<float> gradient = session_->read_gradient(trainable_[p]);
       sums[p].resize(gradient.size(), 0.0);
       for (size_t i = 0; i < gradient.size(); ++i) sums[p][i] += gradient[i];
+      if (reducer && last) reducer->start_average(sums[p]);
     }
   }
   if (reducer) {
     // Every replica's gradient is the mean over its rows; their mean is the combined batch's.
-    sums.push_back({loss_sum});
-    reducer->average(sums);
-    loss_sum = sums.back()[0];
-    sums.pop_back();
+    std::vector<double> loss_mean{loss_sum};
+    reducer->start_average(loss_mean);
+    reducer->finish_average();
+    loss_sum = loss_mean[0];
   }
   for (size_t p = 0; p < trainable_.size(); ++p) {
     std::vector<float> mean(sums[p].size());

@@ -38,7 +38,8 @@ struct RunResult {
 
 // The same run, as one process (reducer == nullptr, the whole combined batch in one session) or as
 // one rank of `ranks`. Ranks other than 0 start from other seeds: the broadcast must fix that.
-RunResult train_run(int ranks, train::GradientReducer* reducer, const std::function<void(int64_t)>& after_step = {}) {
+RunResult train_run(int ranks, train::GradientReducer* reducer, int64_t accumulation_steps = 1,
+                    const std::function<void(int64_t)>& after_step = {}) {
   const data::Dataset dataset = train_testing::synthetic_dataset(48, 11);
   const int rank = reducer ? reducer->rank() : 0;
   Session session = build_session(train_testing::tiny_mlp(reducer ? kRowsPerRank : kRowsPerRank * ranks),
@@ -47,6 +48,7 @@ RunResult train_run(int ranks, train::GradientReducer* reducer, const std::funct
   config.optimizer = train::Sgd{.lr = 0.2, .momentum = 0.9};
   config.progress = train::Progress::off;
   config.reducer = reducer;
+  config.accumulation_steps = accumulation_steps;
   train::Trainer trainer(session, config);
   if (after_step) trainer.on_step([&](const train::StepInfo& info) { after_step(info.step); });
   data::DataLoader loader(dataset, {.batch_size = kRowsPerRank * ranks, .drop_last = true, .seed = 5});
@@ -140,8 +142,11 @@ TEST(DistributedWorker, Run) {
   const char* mode = std::getenv("MEGANEURA_DISTRIBUTED_MODE");
   const char* out = std::getenv("MEGANEURA_DISTRIBUTED_OUT");
   if (!mode || !out || !distributed::launched_by_mpi()) GTEST_SKIP() << "started by the Distributed tests via mpirun";
-  distributed::MpiReducer mpi;
   const std::string how = mode;
+  // "accumulate": two micro-batches per update, and buckets of 64 bytes so that every step reduces
+  // many buckets on the reducer thread while the next gradients are read back.
+  const bool accumulate = how == "accumulate";
+  distributed::MpiReducer mpi({.bucket_bytes = accumulate ? 64u : size_t{4} << 20});
   std::function<void(int64_t)> after_step;
   if (how == "die" && mpi.rank() == 1) {
     after_step = [](int64_t step) {
@@ -152,16 +157,17 @@ TEST(DistributedWorker, Run) {
       if (step == 2) std::this_thread::sleep_for(std::chrono::seconds(200));
     };
   }
-  const RunResult result = train_run(mpi.world_size(), &mpi, after_step);
+  const RunResult result = train_run(mpi.world_size(), &mpi, accumulate ? 2 : 1, after_step);
   write_result(result, fs::path(out) / ("rank" + std::to_string(mpi.rank()) + ".txt"));
 }
 
-void expect_matches_single_process(int ranks) {
-  const fs::path dir = fresh_dir("match" + std::to_string(ranks));
-  const Launch run = launch(ranks, "train", dir);
+void expect_matches_single_process(int ranks, const std::string& mode = "train") {
+  const fs::path dir = fresh_dir(mode + std::to_string(ranks));
+  const Launch run = launch(ranks, mode, dir);
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  const RunResult single = train_run(ranks, nullptr);
-  ASSERT_EQ(single.losses.size(), static_cast<size_t>(kEpochs * 48 / (kRowsPerRank * ranks)));
+  const int64_t accumulation = mode == "accumulate" ? 2 : 1;
+  const RunResult single = train_run(ranks, nullptr, accumulation);
+  ASSERT_EQ(single.losses.size(), static_cast<size_t>(kEpochs * 48 / (kRowsPerRank * ranks * accumulation)));
   const RunResult rank0 = read_result(dir / "rank0.txt");
   EXPECT_LT(relative_error(rank0.losses, single.losses), 1e-4);
   ASSERT_EQ(rank0.parameters.size(), single.parameters.size());
@@ -182,6 +188,8 @@ void expect_matches_single_process(int ranks) {
 TEST(Distributed, TwoRanksMatchOneProcessOnTheCombinedBatch) { expect_matches_single_process(2); }
 
 TEST(Distributed, ThreeRanksMatchOneProcessOnTheCombinedBatch) { expect_matches_single_process(3); }
+
+TEST(Distributed, ManySmallBucketsAndAccumulationMatchOneProcess) { expect_matches_single_process(2, "accumulate"); }
 
 TEST(Distributed, RunIsDeterministicForASeed) {
   const fs::path first = fresh_dir("first"), second = fresh_dir("second");
