@@ -1,6 +1,4 @@
 // SmolLM2 layers, the training / logits / decoding graphs built from them, and checkpoint loading.
-#include <filesystem>
-
 #include "meganeura/error.h"
 #include "meganeura/models/smollm2.h"
 #include "meganeura/safetensors.h"
@@ -155,19 +153,6 @@ SmolLM2Checkpoint SmolLM2Checkpoint::open(const std::string& directory) {
   const Graph graph = logits_graph(config, 1, 1);
   auto weights = model.load(graph, checkpoint_mapping(config));
   return SmolLM2Checkpoint(std::move(config), std::move(weights), model.directory());
-}
-
-SmolLM2Checkpoint SmolLM2Checkpoint::download(const std::string& repo_id, const std::string& revision) {
-  return open(SafeTensorsModel::download(repo_id, revision).directory());
-}
-
-SmolLM2Checkpoint SmolLM2Checkpoint::open_or_download(const std::string& directory_or_repo_id) {
-  if (std::filesystem::exists(directory_or_repo_id)) return open(directory_or_repo_id);
-  if (directory_or_repo_id.find('/') == std::string::npos || directory_or_repo_id.front() == '.' ||
-      directory_or_repo_id.front() == '/')
-    throw Error("model \"" + directory_or_repo_id +
-                "\" is neither an existing folder nor a Hub repository id such as HuggingFaceTB/SmolLM2-135M");
-  return download(directory_or_repo_id);
 }
 
 const std::string& SmolLM2Checkpoint::embedding_name() { return kEmbedding; }
