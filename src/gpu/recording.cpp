@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <variant>
 
 #include "gpu/gpu_clock.h"
@@ -47,6 +48,38 @@ void global_barrier(VkCommandBuffer commands, VkPipelineStageFlags dst_stages, V
   barrier.srcAccessMask = kWrites;
   barrier.dstAccessMask = dst_access;
   vkCmdPipelineBarrier(commands, kWorkStages, dst_stages, 0, 1, &barrier, 0, nullptr, 0, nullptr);
+}
+
+// Pipeline stages a command runs in (none for a barrier).
+VkPipelineStageFlags stages_of(const Command& command) {
+  if (std::holds_alternative<DispatchCommand>(command)) return VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+  if (std::holds_alternative<BarrierCommand>(command)) return 0;
+  return VK_PIPELINE_STAGE_TRANSFER_BIT;
+}
+
+VkAccessFlags writes_of(VkPipelineStageFlags stages) {
+  return ((stages & VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT) ? VK_ACCESS_SHADER_WRITE_BIT : 0) |
+         ((stages & VK_PIPELINE_STAGE_TRANSFER_BIT) ? VK_ACCESS_TRANSFER_WRITE_BIT : 0);
+}
+
+VkAccessFlags reads_and_writes_of(VkPipelineStageFlags stages) {
+  return ((stages & VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT) ? VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT : 0) |
+         ((stages & VK_PIPELINE_STAGE_TRANSFER_BIT) ? VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT : 0);
+}
+
+// For the barrier at `at`: the stages of the commands since the previous barrier (source) and up
+// to the next one (destination). A barrier between dispatches only then orders compute alone, which
+// costs the GPU less than also waiting on the transfer stage. Empty sides fall back to compute.
+std::pair<VkPipelineStageFlags, VkPipelineStageFlags> barrier_stages(const std::vector<Command>& commands,
+                                                                     size_t at) {
+  VkPipelineStageFlags before = 0, after = 0;
+  for (size_t i = at; i-- > 0 && !std::holds_alternative<BarrierCommand>(commands[i]);) before |= stages_of(commands[i]);
+  for (size_t i = at + 1; i < commands.size() && !std::holds_alternative<BarrierCommand>(commands[i]); ++i) {
+    after |= stages_of(commands[i]);
+  }
+  if (!before) before = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+  if (!after) after = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+  return {before, after};
 }
 
 }  // namespace
@@ -193,20 +226,25 @@ void Recording::finish() {
   // The previous replay's (or upload's) writes become visible to this replay.
   global_barrier(cb, kWorkStages, kReadsAndWrites);
   uint32_t query = 0;
-  for (const Command& command : r.recorded) {
+  for (size_t at = 0; at < r.recorded.size(); ++at) {
+    const Command& command = r.recorded[at];
     if (const auto* barrier = std::get_if<BarrierCommand>(&command)) {
+      const auto [src_stages, dst_stages] = barrier_stages(r.recorded, at);
       if (barrier->buffer == VK_NULL_HANDLE) {
-        global_barrier(cb, kWorkStages, kReadsAndWrites);
+        auto memory_barrier = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+        memory_barrier.srcAccessMask = writes_of(src_stages);
+        memory_barrier.dstAccessMask = reads_and_writes_of(dst_stages);
+        vkCmdPipelineBarrier(cb, src_stages, dst_stages, 0, 1, &memory_barrier, 0, nullptr, 0, nullptr);
       } else {
         auto buffer_barrier = vk_struct<VkBufferMemoryBarrier>(VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER);
-        buffer_barrier.srcAccessMask = kWrites;
-        buffer_barrier.dstAccessMask = kReadsAndWrites;
+        buffer_barrier.srcAccessMask = writes_of(src_stages);
+        buffer_barrier.dstAccessMask = reads_and_writes_of(dst_stages);
         buffer_barrier.srcQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
         buffer_barrier.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
         buffer_barrier.buffer = barrier->buffer;
         buffer_barrier.offset = barrier->offset;
         buffer_barrier.size = barrier->size;
-        vkCmdPipelineBarrier(cb, kWorkStages, kWorkStages, 0, 0, nullptr, 1, &buffer_barrier, 0, nullptr);
+        vkCmdPipelineBarrier(cb, src_stages, dst_stages, 0, 0, nullptr, 1, &buffer_barrier, 0, nullptr);
       }
       continue;
     }
