@@ -164,7 +164,10 @@ Grads gradient_rule(const GradientContext& c) {
       r[0] = g * s(at.exponent) * G.pow(in[0], at.exponent - 1.0);
       break;
     case Op::relu:
-      r[0] = g * G.greater(in[0], scalar_like(G, 0.0, in[0]));
+      // The mask from the output (relu(x) > 0 exactly where x > 0): the pre-activation then has
+      // no reader but relu, so relu fuses into the kernel that produces it (one dispatch and one
+      // barrier fewer per layer).
+      r[0] = g * G.greater(out, scalar_like(G, 0.0, out));
       break;
     case Op::gelu: {
       // d/dx xΦ(x) = Φ(x) + x·φ(x). The table has no erf, so Φ(x) = gelu(x)/x away from zero
