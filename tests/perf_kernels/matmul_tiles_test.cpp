@@ -1,0 +1,87 @@
+// The tiled matmul paths (4×4 outputs per invocation, and 1×1 for small outputs; 16×16 and 8×8
+// workgroups) against the CPU reference, with partial tiles, K not a multiple of the shared-memory
+// slice, every transpose combination, batches and a fused bias + ReLU epilogue. Each case asserts
+// which register tile the compiler chose, so a change of the heuristic cannot silently leave a path
+// untested; every faster matmul form joins this file with the same checks.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <string>
+
+#include "kernels/kernel_test_util.h"
+
+namespace meganeura {
+namespace {
+
+struct Outcome {
+  double error = 0;
+  std::array<uint32_t, 2> register_tile = {0, 0};
+};
+
+// Runs the graph's single output (a matmul, possibly with an epilogue) and reports its error
+// against the reference and the register tile of the matmul kernel.
+Outcome run_matmul(const Graph& graph, bool small_caps, uint32_t seed) {
+  const auto feeds = kernel_tests::random_inputs(graph, seed);
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(graph, feeds, reference_options);
+  SessionOptions options;
+  options.optimize = false;
+  Session session = runtime::build_session_for_caps(graph, options, kernel_tests::test_caps(small_caps), false);
+  kernel_tests::apply(session, graph, feeds);
+  kernel_tests::poison(session);
+  session.run();
+  Outcome outcome;
+  outcome.error = testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
+  for (const auto& kernel : session.impl().plan.kernels) {
+    if (kernel.archetype == compile::Archetype::matmul) outcome.register_tile = kernel.register_tile;
+  }
+  return outcome;
+}
+
+Graph batched_matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  Graph g;
+  Tensor a = g.input("a", ta ? Shape{batch, k, m} : Shape{batch, m, k});
+  Tensor b = g.input("b", tb ? Shape{batch, n, k} : Shape{batch, k, n});
+  g.set_outputs({g.matmul(a, b, ta, tb)});
+  return g;
+}
+
+TEST(MatmulTiles, FourByFourEveryTransposeWithPartialTiles) {
+  // 130×129 leaves partial 64-tiles and K = 37 a partial slice of 16.
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Outcome outcome = run_matmul(batched_matmul(4, 130, 129, 37, ta, tb), false, 11);
+      const std::string which = std::string("ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
+      EXPECT_EQ(outcome.register_tile[0], 4u) << which;
+      EXPECT_LT(outcome.error, 1e-5) << which;
+    }
+  }
+}
+
+TEST(MatmulTiles, ScalarPathForSmallOutputs) {
+  const Outcome outcome = run_matmul(batched_matmul(3, 5, 40, 20, true, false), false, 13);
+  EXPECT_EQ(outcome.register_tile[0], 1u);
+  EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulTiles, SmallWorkgroups) {
+  // 64-invocation workgroups (8×8): a tile of 32 at 4×4 outputs per invocation.
+  const Outcome outcome = run_matmul(batched_matmul(2, 129, 70, 21, false, true), true, 14);
+  EXPECT_EQ(outcome.register_tile[0], 4u);
+  EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulTiles, LinearWithBiasAndReluEpilogue) {
+  Graph g;
+  Tensor x = g.input("x", {197, 48});
+  Tensor w = g.input("w", {130, 48});
+  Tensor bias = g.input("bias", {130});
+  g.set_outputs({g.relu(g.linear(x, w, bias))});
+  const Outcome outcome = run_matmul(g, false, 15);
+  EXPECT_EQ(outcome.register_tile[0], 4u);
+  EXPECT_LT(outcome.error, 1e-5);
+}
+
+}  // namespace
+}  // namespace meganeura
