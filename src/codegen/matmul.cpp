@@ -44,7 +44,9 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "const uint TILE = " << tile << "u;\n"
            << "const uint TK = " << tk << "u;\n"
            << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
-           << "shared float tile_a[TK][TILE];\nshared float tile_b[TK][TILE];\n\n";
+           // One float of padding per row: the loads of a row-major A (and a transposed B) store a
+           // column of the tile, which without it falls into one shared-memory bank 16 times over.
+           << "shared float tile_a[TK][TILE + 1u];\nshared float tile_b[TK][TILE + 1u];\n\n";
   // Epilogue: the fused pointwise tree with the product as `acc` (and linear's bias).
   if (mm.op == Op::linear) {
     const size_t bias_slot = writer.binding_of(mm.inputs[2]);
