@@ -35,6 +35,7 @@ WORKLOADS = {
     "attention_smollm2_s1024": "bench_attention",
     "conv2d_sd_unet": "bench_conv",
     "smollm2_generate32": "bench_smollm2",
+    "smollm2_decode_step": "bench_smollm2",
     "smollm2_prefill128": "bench_smollm2",
     "smollm2_train_step": "bench_smollm2",
 }

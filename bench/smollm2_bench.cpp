@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -108,6 +109,42 @@ void bench_generate(const models::SmolLM2Checkpoint& checkpoint) {
   emit("smollm2_generate32", ms, "ok (first token = prefill argmax; greedy, EOS masked)", note);
 }
 
+// One decode step alone, with its dispatches, barriers and the kernels that take the time (the
+// breakdown PERF.md asks for).
+void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint) {
+  const LlamaConfig& config = checkpoint.config();
+  Session session = build_inference_session(models::decoding_graph(config, 1, 64), {.timestamps = true});
+  checkpoint.upload(session);
+  const std::vector<float> zeros(static_cast<size_t>(config.num_key_value_heads * 64 * config.head_dim), 0.0f);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    session.set_input("cache_k." + std::to_string(i), zeros);
+    session.set_input("cache_v." + std::to_string(i), zeros);
+  }
+  session.set_input("input_ids", std::span<const int32_t>(std::vector<int32_t>{17}));
+  session.set_input("offset", std::span<const int32_t>(std::vector<int32_t>{6}));
+  session.set_input("last", std::span<const int32_t>(std::vector<int32_t>{0}));
+  session.set_input("logit_bias", std::vector<float>(static_cast<size_t>(config.vocab_size), 0.0f));
+  session.set_input("inv_temperature", std::vector<float>{1.0f});
+  const double ms = median_ms([&] {
+    session.run();
+    (void)session.read_output_i32(0);
+  }, 50);
+  std::map<std::string, double> by_label;
+  double gpu_us = 0;
+  for (const KernelTime& k : session.profile(3)) {
+    by_label[k.label.substr(0, k.label.find(" ("))] += k.microseconds;
+    gpu_us += k.microseconds;
+  }
+  std::vector<std::pair<double, std::string>> top;
+  for (const auto& [label, us] : by_label) top.push_back({us, label});
+  std::sort(top.rbegin(), top.rend());
+  std::string note = std::to_string(session.dispatch_count()) + " dispatches, " + std::to_string(session.barrier_count()) +
+                     " barriers, GPU " + std::to_string(static_cast<int>(gpu_us)) + " us; top:";
+  for (size_t i = 0; i < std::min<size_t>(5, top.size()); ++i)
+    note += " " + top[i].second + " " + std::to_string(static_cast<int>(top[i].first)) + " us;";
+  emit("smollm2_decode_step", ms, "ok (same graph as smollm2_generate32)", note);
+}
+
 void bench_prefill(const models::SmolLM2Checkpoint& checkpoint) {
   const std::vector<int32_t> prompt = random_ids(128, checkpoint.config().vocab_size, 2);
   models::Generator generator(checkpoint, 128);
@@ -147,10 +184,11 @@ void bench_train(const models::SmolLM2Checkpoint& checkpoint) {
 
 int main(int argc, char** argv) {
   std::set<std::string> wanted(argv + 1, argv + argc);
-  if (wanted.empty()) wanted = {"smollm2_generate32", "smollm2_prefill128", "smollm2_train_step"};
+  if (wanted.empty()) wanted = {"smollm2_generate32", "smollm2_decode_step", "smollm2_prefill128", "smollm2_train_step"};
   try {
     const auto checkpoint = random_checkpoint(smollm2_135m());
     if (wanted.count("smollm2_generate32")) bench_generate(checkpoint);
+    if (wanted.count("smollm2_decode_step")) bench_decode_step(checkpoint);
     if (wanted.count("smollm2_prefill128")) bench_prefill(checkpoint);
     if (wanted.count("smollm2_train_step")) bench_train(checkpoint);
   } catch (const Error& e) {
