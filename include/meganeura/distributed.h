@@ -19,6 +19,8 @@
 // batch, so a run equals one process training on the combined batch (within float rounding) and is
 // deterministic for a seed. A rank that dies or hangs makes the others throw Error after
 // MpiOptions::timeout_seconds instead of waiting for ever (mpirun usually ends them sooner).
+// Every rank holds the same parameters and optimizer state, so save checkpoints on rank 0 only and
+// load them on every rank.
 #pragma once
 
 #include <cstddef>
