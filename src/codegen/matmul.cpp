@@ -11,6 +11,76 @@
 #include "meganeura/error.h"
 
 namespace meganeura::codegen {
+namespace {
+
+// The epilogue functions shared by both forms: `product` adds linear's bias to the dot product,
+// `epilogue` applies the fused pointwise tree.
+std::string epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer) {
+  const Node& mm = graph.node(kernel.anchor);
+  std::ostringstream text;
+  if (mm.op == Op::linear) {
+    const size_t bias_slot = writer.binding_of(mm.inputs[2]);
+    text << "float product(uint i, float acc) { return acc + float(in" << bias_slot << ".data["
+         << broadcast_index("i", mm.shape, graph.node(mm.inputs[2]).shape) << "]); }\n";
+  } else {
+    text << "float product(uint i, float acc) { return acc; }\n";
+  }
+  text << writer.function("epilogue", kernel.root, mm.shape, kernel.anchor) << "\n";
+  return text.str();
+}
+
+// One row (M = 1) times B stored [N, K] (transpose_b): each group of 32 invocations computes one
+// output column; its lanes stride along the weight row (consecutive addresses) and their partial
+// sums meet in shared memory.
+std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
+                          size_t a_slot, size_t b_slot) {
+  const Node& mm = graph.node(kernel.anchor);
+  const Shape& out = mm.shape;
+  const Shape& a_shape = graph.node(mm.inputs[0]).shape;
+  const Shape& b_shape = graph.node(mm.inputs[1]).shape;
+  const int64_t n = out.back();
+  const int64_t k = mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back();
+  const Shape out_batch(out.begin(), out.end() - 2);
+  const Shape a_batch(a_shape.begin(), a_shape.end() - 2);
+  const Shape b_batch(b_shape.begin(), b_shape.end() - 2);
+  const uint32_t local = kernel.local_size[0];
+  auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+  std::ostringstream text;
+  text << shader_header(graph, kernel) << math_helpers()
+       << "const uint LOCAL = " << local << "u;\n"
+       << "const uint COLUMNS = LOCAL / 32u;  // output columns per workgroup, 32 invocations each\n"
+       << "const uint N = " << u(n) << ", K = " << u(k) << ";\n\n"
+       << "shared float partial[LOCAL];\n\n"
+       << epilogue_functions(graph, kernel, writer)
+       << "void main() {\n"
+       << "  uint batch = gl_WorkGroupID.z;\n"
+       // With one row, A's element (0, kk) sits at kk whether A is transposed or not.
+       << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(k) << ";\n"
+       << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
+       << "  uint lid = gl_LocalInvocationID.x, lane = lid % 32u;\n"
+       << "  uint col = gl_WorkGroupID.x * COLUMNS + lid / 32u;\n"
+       << "  float sum = 0.0;\n"
+       << "  if (col < N) {\n"
+       << "    for (uint kk = lane; kk < K; kk += 32u) {\n"
+       << "      sum += float(in" << a_slot << ".data[a_base + kk]) * float(in" << b_slot
+       << ".data[b_base + col * K + kk]);\n"
+       << "    }\n"
+       << "  }\n"
+       << "  partial[lid] = sum;\n"
+       << "  barrier();\n"
+       << "  for (uint stride = 16u; stride > 0u; stride >>= 1u) {\n"
+       << "    if (lane < stride) partial[lid] += partial[lid + stride];\n"
+       << "    barrier();\n"
+       << "  }\n"
+       << "  if (lane == 0u && col < N) {\n"
+       << "    uint i = batch * N + col;\n"
+       << "    result.data[i] = epilogue(i, product(i, partial[lid]));\n"
+       << "  }\n"
+       << "}\n";
+  return text.str();
+}
+
+}  // namespace
 
 std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const Node& mm = graph.node(kernel.anchor);
@@ -36,6 +106,8 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const size_t a_slot = writer.binding_of(mm.inputs[0]);
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+
+  if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot);
 
   std::ostringstream out_text;
   out_text << shader_header(graph, kernel) << math_helpers()

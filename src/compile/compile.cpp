@@ -125,6 +125,19 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       const Shape& out = mm.shape;
       const int64_t m = out[out.size() - 2], n = out.back();
       const int64_t batch = num_elements(out) / (m * n);
+      // GEMV (one row times weights stored [N, K], as a decode step's linear layers): 32
+      // invocations per output column read its weight row with contiguous loads and add up their
+      // partial sums, so every weight is read once, coalesced, instead of by a 16×16 tile of which
+      // one row of invocations would work.
+      const uint32_t gemv_local = std::min<uint32_t>(256, floor_pow2(caps.max_workgroup_invocations));
+      if (m == 1 && mm.attrs.transpose_b && gemv_local >= 32 && caps.max_workgroup_size[0] >= gemv_local &&
+          ceil_div(static_cast<uint64_t>(n), gemv_local / 32) <= caps.max_compute_workgroup_count[0] &&
+          static_cast<uint64_t>(batch) <= caps.max_compute_workgroup_count[2]) {
+        kernel.local_size = {gemv_local, 1, 1};
+        kernel.register_tile = {1, 1};
+        kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), gemv_local / 32), 1, static_cast<uint32_t>(batch)};
+        break;
+      }
       // 16x16 threads when the device allows, else 8x8; 4x4 outputs per thread for big enough
       // matrices when the tiles fit in shared memory (two tiles of (16·register·side) floats).
       const uint32_t side = caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 &&

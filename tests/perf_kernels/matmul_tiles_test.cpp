@@ -1,5 +1,5 @@
 // The tiled matmul paths (4×4 outputs per invocation, and 1×1 for small outputs; 16×16 and 8×8
-// workgroups) against the CPU reference, with partial tiles, K not a multiple of the shared-memory
+// workgroups) and the GEMV form for one-row products against the CPU reference, with partial tiles, K not a multiple of the shared-memory
 // slice, every transpose combination, batches and a fused bias + ReLU epilogue. Each case asserts
 // which register tile the compiler chose, so a change of the heuristic cannot silently leave a path
 // untested; every faster matmul form joins this file with the same checks.
@@ -16,6 +16,7 @@ namespace {
 struct Outcome {
   double error = 0;
   std::array<uint32_t, 2> register_tile = {0, 0};
+  bool gemv = false;  // the matmul kernel took the one-row form (a 1-D workgroup)
 };
 
 // Runs the graph's single output (a matmul, possibly with an epilogue) and reports its error
@@ -34,7 +35,10 @@ Outcome run_matmul(const Graph& graph, bool small_caps, uint32_t seed) {
   Outcome outcome;
   outcome.error = testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
   for (const auto& kernel : session.impl().plan.kernels) {
-    if (kernel.archetype == compile::Archetype::matmul) outcome.register_tile = kernel.register_tile;
+    if (kernel.archetype == compile::Archetype::matmul) {
+      outcome.register_tile = kernel.register_tile;
+      outcome.gemv = kernel.local_size[1] == 1;
+    }
   }
   return outcome;
 }
@@ -81,6 +85,36 @@ TEST(MatmulTiles, LinearWithBiasAndReluEpilogue) {
   const Outcome outcome = run_matmul(g, false, 15);
   EXPECT_EQ(outcome.register_tile[0], 4u);
   EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulGemv, OneRowTimesTransposedWeightsWithBiasAndRelu) {
+  // SmolLM2-135M's MLP up projection for one token, with a fused bias + ReLU.
+  Graph g;
+  Tensor x = g.input("x", {1, 576});
+  Tensor w = g.input("w", {1536, 576});
+  Tensor bias = g.input("bias", {1536});
+  g.set_outputs({g.relu(g.linear(x, w, bias))});
+  const Outcome outcome = run_matmul(g, false, 16);
+  EXPECT_TRUE(outcome.gemv);
+  EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulGemv, BatchedTransposedRowAndPartialWorkgroups) {
+  // K = 37 leaves lanes without work; N = 50 a partial last workgroup; A given transposed.
+  for (bool ta : {false, true}) {
+    const Outcome outcome = run_matmul(batched_matmul(3, 1, 50, 37, ta, true), false, 17);
+    EXPECT_TRUE(outcome.gemv) << "ta=" << ta;
+    EXPECT_LT(outcome.error, 1e-5) << "ta=" << ta;
+  }
+}
+
+TEST(MatmulGemv, SmallWorkgroupsAndUntransposedWeightsKeepTheirForms) {
+  const Outcome small = run_matmul(batched_matmul(2, 1, 45, 70, false, true), true, 18);
+  EXPECT_TRUE(small.gemv);  // 64 invocations: two columns per workgroup
+  EXPECT_LT(small.error, 1e-5);
+  const Outcome untransposed = run_matmul(batched_matmul(2, 1, 45, 70, false, false), false, 19);
+  EXPECT_FALSE(untransposed.gemv);  // B stored [K, N]: column reads would stride, so the tiled form
+  EXPECT_LT(untransposed.error, 1e-5);
 }
 
 }  // namespace
