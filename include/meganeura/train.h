@@ -28,7 +28,6 @@
 // step on the large batch would see.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
