@@ -88,6 +88,9 @@ struct NativeRecording {
   VkDevice device = VK_NULL_HANDLE;
   VkCommandPool pool = VK_NULL_HANDLE;
   VkCommandBuffer commands = VK_NULL_HANDLE;
+  // The barrier that makes results readable by the host, submitted once after the last replay
+  // rather than inside every replay (where the next replay's leading barrier already orders them).
+  VkCommandBuffer host_visible = VK_NULL_HANDLE;
   VkFence fence = VK_NULL_HANDLE;
   VkQueryPool queries = VK_NULL_HANDLE;
   std::vector<Command> recorded;
@@ -107,7 +110,7 @@ Recording::~Recording() {
   if (pending_) vkWaitForFences(r.device, 1, &r.fence, VK_TRUE, UINT64_MAX);
   if (r.queries) vkDestroyQueryPool(r.device, r.queries, nullptr);
   if (r.fence) vkDestroyFence(r.device, r.fence, nullptr);
-  if (r.pool) vkDestroyCommandPool(r.device, r.pool, nullptr);  // frees the command buffer
+  if (r.pool) vkDestroyCommandPool(r.device, r.pool, nullptr);  // frees the command buffers
 }
 
 void Recording::require_recording(const char* what) const {
@@ -207,6 +210,7 @@ void Recording::finish() {
   alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
   alloc.commandBufferCount = 1;
   check(vkAllocateCommandBuffers(r.device, &alloc, &r.commands), "vkAllocateCommandBuffers");
+  check(vkAllocateCommandBuffers(r.device, &alloc, &r.host_visible), "vkAllocateCommandBuffers");
   auto fence_info = vk_struct<VkFenceCreateInfo>(VK_STRUCTURE_TYPE_FENCE_CREATE_INFO);
   check(vkCreateFence(r.device, &fence_info, nullptr, &r.fence), "vkCreateFence");
   const uint32_t timed = uint32_t(labels_.size());
@@ -265,9 +269,11 @@ void Recording::finish() {
     if (timestamps) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, r.queries, query + 1);
     query += 2;
   }
-  // Results can be read by the host (mapped buffers) once the fence signals.
-  global_barrier(cb, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
   check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+  // Results can be read by the host (mapped buffers) once the fence signals.
+  check(vkBeginCommandBuffer(r.host_visible, &begin), "vkBeginCommandBuffer");
+  global_barrier(r.host_visible, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+  check(vkEndCommandBuffer(r.host_visible), "vkEndCommandBuffer");
   finished_ = true;
 }
 
@@ -278,8 +284,9 @@ void Recording::submit(uint32_t times) {
   NativeContext& n = context_->native();
   NativeRecording& r = *native_;
   std::vector<VkCommandBuffer> replays(times, r.commands);
+  replays.push_back(r.host_visible);
   auto submit = vk_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
-  submit.commandBufferCount = times;
+  submit.commandBufferCount = uint32_t(replays.size());
   submit.pCommandBuffers = replays.data();
   {
     std::lock_guard lock(n.queue_mutex);
