@@ -108,6 +108,19 @@ TEST(MatmulGemv, BatchedTransposedRowAndPartialWorkgroups) {
   }
 }
 
+TEST(MatmulGemv, BatchedTokensAgainstSharedWeightsWithResidual) {
+  // A decode step's shape: activations [batch, 1, K] against one weight matrix [N, K], plus a
+  // residual (the matmul+add kernels of o_proj and down_proj).
+  Graph g;
+  Tensor x = g.input("x", {2, 1, 96});
+  Tensor w = g.input("w", {70, 96});
+  Tensor residual = g.input("residual", {2, 1, 70});
+  g.set_outputs({g.matmul(x, w, false, true) + residual});
+  const Outcome outcome = run_matmul(g, false, 20);
+  EXPECT_TRUE(outcome.gemv);
+  EXPECT_LT(outcome.error, 1e-5);
+}
+
 TEST(MatmulGemv, SmallWorkgroupsAndUntransposedWeightsKeepTheirForms) {
   const Outcome small = run_matmul(batched_matmul(2, 1, 45, 70, false, true), true, 18);
   EXPECT_TRUE(small.gemv);  // 64 invocations: two columns per workgroup
