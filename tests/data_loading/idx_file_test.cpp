@@ -9,7 +9,7 @@
 
 #include "meganeura/data.h"
 #include "meganeura/error.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace md = meganeura::data;
 

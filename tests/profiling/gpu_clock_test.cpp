@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "gpu/buffer.h"
 #include "gpu/context.h"
 #include "gpu/gpu_clock.h"

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "meganeura/trace.h"
 #include "runtime/session_impl.h"
 #include "session/session_test_util.h"

@@ -11,7 +11,7 @@
 #include <iterator>
 #include <random>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "meganeura/data.h"
 #include "trace/trace_decoder.h"
 

@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "meganeura/data.h"
 #include "meganeura/trace.h"
 #include "trace_decoder.h"

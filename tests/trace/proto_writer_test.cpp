@@ -8,7 +8,7 @@
 #include <random>
 #include <sstream>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 
 using meganeura::trace::ProtoWriter;
 

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "meganeura/trace.h"
 #include "trace_decoder.h"
 

@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "data_loading/temp_dir.h"
+#include "support/temp_dir.h"
 #include "meganeura/error.h"
 #include "meganeura/trace.h"
 #include "trace_decoder.h"

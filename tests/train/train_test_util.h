@@ -9,6 +9,7 @@
 #include <string>
 
 #include "meganeura/data.h"
+#include "support/temp_dir.h"
 #include "meganeura/graph.h"
 #include "meganeura/nn.h"
 
@@ -63,25 +64,6 @@ inline Graph tiny_mlp(int64_t batch, double dropout = 0.0) {
   return g;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("meganeura-train-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-             std::to_string(getpid()));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::TempDir;  // tests/support/temp_dir.h
 
 }  // namespace meganeura::train_testing
