@@ -200,10 +200,10 @@ void main() {
   int end_row = valid ? key_end(qi) : 0;
   int end_group = key_end(min(tile * R + R - 1u, S - 1u));
   float q[D];
-  for (uint d = 0u; d < D; ++d) q[d] = float(QB.data[q_at(b, h, qi) + d]) * SCALE;
+  [[unroll]] for (uint d = 0u; d < D; ++d) q[d] = float(QB.data[q_at(b, h, qi) + d]) * SCALE;
   float dout[DV];
   float delta = 0.0;
-  for (uint d = 0u; d < DV; ++d) {
+  [[unroll]] for (uint d = 0u; d < DV; ++d) {
     dout[d] = float(DOB.data[o_at(b, h, qi) + d]);
     delta += dout[d] * float(OB.data[o_at(b, h, qi) + d]);
   }
@@ -220,7 +220,7 @@ void main() {
       int j = base + int(jj);
       if (j >= end_row) break;
       float s = 0.0;
-      for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
+      [[unroll]] for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
       s += mask_at(b, h, i, uint(j));
       if (s <= NEG) continue;
       if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
@@ -230,7 +230,7 @@ void main() {
   if (l <= 0.0) end_row = 0;
   // Pass 2: dQ.
   float dq[D];
-  for (uint d = 0u; d < D; ++d) dq[d] = 0.0;
+  [[unroll]] for (uint d = 0u; d < D; ++d) dq[d] = 0.0;
   for (int base = 0; base < end_group; base += int(BK)) {
     barrier();
     for (uint e = row; e < BK * D; e += R) {
@@ -246,18 +246,18 @@ void main() {
       int j = base + int(jj);
       if (j >= end_row) break;
       float s = 0.0;
-      for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
+      [[unroll]] for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
       s += mask_at(b, h, i, uint(j));
       if (s <= NEG) continue;
       float p = exp(s - lse);
       float dp = 0.0;
-      for (uint d = 0u; d < DV; ++d) dp += dout[d] * v_tile[jj * DV + d];
+      [[unroll]] for (uint d = 0u; d < DV; ++d) dp += dout[d] * v_tile[jj * DV + d];
       float ds = p * (dp - delta);
-      for (uint d = 0u; d < D; ++d) dq[d] += ds * k_tile[jj * D + d];
+      [[unroll]] for (uint d = 0u; d < D; ++d) dq[d] += ds * k_tile[jj * D + d];
     }
   }
   if (!valid) return;
-  for (uint d = 0u; d < D; ++d) result.data[q_at(b, h, i) + d] = dq[d] * SCALE;
+  [[unroll]] for (uint d = 0u; d < D; ++d) result.data[q_at(b, h, i) + d] = dq[d] * SCALE;
 }
 )";
   return out.str();
@@ -290,7 +290,7 @@ void main() {
   // per-thread arrays down to the accumulator.
   uint key_at = k_at(b, kvh, kj), value_at = v_at(b, kvh, kj);
   float acc[OUT_D];
-  for (uint d = 0u; d < OUT_D; ++d) acc[d] = 0.0;
+  [[unroll]] for (uint d = 0u; d < OUT_D; ++d) acc[d] = 0.0;
   // One flat loop over (query head of the group, query tile): every thread runs the same
   // iterations, so the barriers stay in uniform control flow.
   uint q_tiles = (S + BQ - 1u) / BQ;
@@ -320,7 +320,7 @@ void main() {
           for (int other = int(part); other < end; other += int(SPLIT)) {
             float s = 0.0;
             uint at = k_at(b, kvh, uint(other));
-            for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[at + d]);
+            [[unroll]] for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[at + d]);
             s = s * SCALE + mask_at(b, h, i, uint(other));
             if (s <= NEG) continue;
             if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
@@ -341,7 +341,8 @@ void main() {
         float delta = 0.0;
 )";
   if (grad_k) {
-    out << "        if (i < S) for (uint d = 0u; d < DV; ++d) delta += do_tile[r * DV + d] * float(OB.data[o_at(b, h, i) + d]);\n";
+    out << "        if (i < S) [[unroll]] for (uint d = 0u; d < DV; ++d)\n"
+        << "          delta += do_tile[r * DV + d] * float(OB.data[o_at(b, h, i) + d]);\n";
   }
   out << R"(        row_delta[r] = delta;
       }
@@ -351,19 +352,19 @@ void main() {
         if (i >= S) break;
         if (int(j) >= key_end(i)) continue;
         float s = 0.0;
-        for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[key_at + d]);
+        [[unroll]] for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[key_at + d]);
         s = s * SCALE + mask_at(b, h, i, j);
         if (s <= NEG) continue;
         float p = exp(s - row_lse[r]);
 )";
   if (grad_k) {
     out << R"(        float dp = 0.0;
-        for (uint d = 0u; d < DV; ++d) dp += do_tile[r * DV + d] * float(VB.data[value_at + d]);
+        [[unroll]] for (uint d = 0u; d < DV; ++d) dp += do_tile[r * DV + d] * float(VB.data[value_at + d]);
         float ds = p * (dp - row_delta[r]);
-        for (uint d = 0u; d < D; ++d) acc[d] += ds * q_tile[r * D + d];
+        [[unroll]] for (uint d = 0u; d < D; ++d) acc[d] += ds * q_tile[r * D + d];
 )";
   } else {
-    out << "        for (uint d = 0u; d < DV; ++d) acc[d] += p * do_tile[r * DV + d];\n";
+    out << "        [[unroll]] for (uint d = 0u; d < DV; ++d) acc[d] += p * do_tile[r * DV + d];\n";
   }
   out << R"(      }
     }
@@ -371,9 +372,9 @@ void main() {
   if (!valid) return;
 )";
   if (grad_k) {
-    out << "  for (uint d = 0u; d < D; ++d) result.data[k_at(b, kvh, j) + d] = acc[d] * SCALE;\n}\n";
+    out << "  [[unroll]] for (uint d = 0u; d < D; ++d) result.data[k_at(b, kvh, j) + d] = acc[d] * SCALE;\n}\n";
   } else {
-    out << "  for (uint d = 0u; d < DV; ++d) result.data[v_at(b, kvh, j) + d] = acc[d];\n}\n";
+    out << "  [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[v_at(b, kvh, j) + d] = acc[d];\n}\n";
   }
   return out.str();
 }
@@ -383,7 +384,14 @@ void main() {
 std::string generate_attention(const Graph& graph, const compile::Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
   std::ostringstream out;
-  out << shader_header(graph, kernel) << attention_prelude(graph, kernel, node);
+  std::string header = shader_header(graph, kernel);
+  // The backward kernels unroll their loops over the head dim ([[unroll]]): llvmpipe (lavapipe)
+  // counts the iterations of all loops of an invocation against one budget of 65535
+  // (LP_MAX_TGSI_LOOP_ITERATIONS) and past it ends every loop after its first iteration, so a
+  // thread's results silently go unwritten. Unrolled, only the loops over rows and keys count.
+  const size_t after_version = header.find('\n', header.find("#version")) + 1;
+  header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  out << header << attention_prelude(graph, kernel, node);
   switch (node.op) {
     case Op::attention: out << forward_body(kernel); break;
     case Op::attention_grad_q: out << grad_q_body(kernel); break;
