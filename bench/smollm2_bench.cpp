@@ -125,6 +125,9 @@ void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint) {
   session.set_input("last", std::span<const int32_t>(std::vector<int32_t>{0}));
   session.set_input("logit_bias", std::vector<float>(static_cast<size_t>(config.vocab_size), 0.0f));
   session.set_input("inv_temperature", std::vector<float>{1.0f});
+  session.set_input("sample_noise", std::vector<float>(static_cast<size_t>(config.vocab_size), 0.0f));
+  session.set_input("top_k", std::span<const int32_t>(std::vector<int32_t>{0}));
+  session.set_input("top_p", std::vector<float>{1.0f});
   const double ms = median_ms([&] {
     session.run();
     (void)session.read_output_i32(0);

@@ -328,6 +328,12 @@ class Graph {
   Tensor group_norm_grad(Tensor x, Tensor weight, Tensor dy, int64_t groups, double eps = 1e-5);  // dx
   Tensor rope(Tensor x, Tensor position_offset, double theta = 10000.0);        // attrs.theta
   Tensor rope_grad(Tensor dy, Tensor position_offset, double theta = 10000.0);  // inverse rotation
+  // Top-k / top-p (nucleus) filter over the last dim of logits [..., V]: 0 where a value is kept,
+  // -1e30 elsewhere (add it to the logits). Keeps the values not below the k-th largest (k <= 0:
+  // all), then of those the ones whose larger survivors hold less than p of their softmax mass
+  // (p >= 1: all). Ties at either threshold are all kept, so the largest value always is.
+  // k: i32 [] or [1]; p: float [] or [1]. Not differentiable.
+  Tensor top_k_top_p_mask(Tensor logits, Tensor k, Tensor p);
 
   // ---- losses (shape []) -------------------------------------------------------------------------
   Tensor cross_entropy_loss(Tensor logits, Tensor labels, int64_t ignore_index = -100);  // attrs.ignore_index

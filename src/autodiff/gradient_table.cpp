@@ -471,7 +471,7 @@ GradientSupport gradient_support(Op op) {
     case Op::greater: case Op::argmax: case Op::stop_gradient: case Op::kv_cache_write:
     case Op::attention_grad_q: case Op::attention_grad_k: case Op::attention_grad_v:
     case Op::max_pool2d_grad: case Op::layer_norm_grad: case Op::rms_norm_grad: case Op::group_norm_grad:
-    case Op::cross_entropy_grad:
+    case Op::cross_entropy_grad: case Op::top_k_top_p_mask:
       return GradientSupport::not_differentiable;
     case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::neg: case Op::abs: case Op::exp:
     case Op::log: case Op::sqrt: case Op::rsqrt: case Op::recip: case Op::pow: case Op::relu: case Op::gelu:

@@ -139,6 +139,12 @@ void set_nn(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
   const uint32_t local = flat_local_size(caps);
   kernel.local_size = {local, 1, 1};
+  if (node.op == Op::top_k_top_p_mask) {
+    // One workgroup per row of logits: its thresholds come from reductions over the whole row.
+    kernel.work_items = static_cast<uint64_t>(num_elements(node.shape) / node.shape.back());
+    kernel.workgroups = spread(kernel.work_items, caps, node);
+    return;
+  }
   if (node.op == Op::group_norm || node.op == Op::group_norm_grad) {
     // One workgroup per (sample, group): its channels are contiguous in NCHW.
     kernel.work_items = static_cast<uint64_t>(node.shape[0] * node.attrs.groups);
@@ -157,7 +163,8 @@ bool has_op_kernel(Op op) {
     case OpCategory::conv:
       return true;
     default:
-      return op == Op::group_norm || op == Op::group_norm_grad || op == Op::rope || op == Op::rope_grad;
+      return op == Op::group_norm || op == Op::group_norm_grad || op == Op::rope || op == Op::rope_grad ||
+             op == Op::top_k_top_p_mask;
   }
 }
 

@@ -568,6 +568,13 @@ Tensor Graph::rope_grad(Tensor dy, Tensor position_offset, double theta) {
   a.theta = theta;
   return binary(Op::rope_grad, dy, position_offset, a);
 }
+Tensor Graph::top_k_top_p_mask(Tensor logits, Tensor k, Tensor p) {
+  for (Tensor t : {logits, k, p}) check_own(t, "top_k_top_p_mask");
+  Node n;
+  n.op = Op::top_k_top_p_mask;
+  n.inputs = {logits.id, k.id, p.id};
+  return add_node(std::move(n));
+}
 
 Tensor Graph::cross_entropy_loss(Tensor logits, Tensor labels, int64_t ignore_index) {
   Attrs a;

@@ -559,6 +559,14 @@ TensorType infer_type(Op op, const Attrs& attrs, const Types& in) {
         fail(op, "head dim D of " + format_shape(in[0].shape) + " must be even (half-split pairs)");
       need_index_scalar(op, in[1], "position offset");
       return in[0];
+    case Op::top_k_top_p_mask:
+      need_min_rank(op, in[0], 1, "logits [..., V]");
+      need_float(op, in[0], "logits");
+      need_index_scalar(op, in[1], "k");
+      need_float(op, in[2], "p");
+      if (in[2].shape.size() > 1 || num_elements(in[2].shape) != 1)
+        fail(op, "p must have shape [] or [1], got " + format_shape(in[2].shape));
+      return in[0];
 
     case Op::cross_entropy_loss:
     case Op::cross_entropy_grad: {

@@ -114,6 +114,9 @@ Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_posi
   const Tensor last = graph.input("last", {1}, DType::i32);
   const Tensor logit_bias = graph.input("logit_bias", {config.vocab_size});
   const Tensor inv_temperature = graph.input("inv_temperature", {1});
+  const Tensor top_k = graph.input("top_k", {1}, DType::i32);
+  const Tensor top_p = graph.input("top_p", {1});
+  const Tensor sample_noise = graph.input("sample_noise", {config.vocab_size});
 
   const Tensor hidden = model.forward_cached(graph, ids, caches, offset);
   // Row `last` is gathered like an embedding lookup, so padded prompts (length buckets) pick the
@@ -126,7 +129,10 @@ Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_posi
     chosen_row = model.lm_head(graph, graph.embedding(graph.reshape(hidden, {length, config.hidden_size}), last));
     logits = chosen_row;
   }
-  const Tensor next_token = graph.argmax(chosen_row * inv_temperature + logit_bias, -1);
+  // The filter sees the scaled logits, so top-p weighs softmax(logits / T) as transformers does;
+  // the noise comes after it, so only the filter's survivors compete.
+  const Tensor scaled = chosen_row * inv_temperature + logit_bias;
+  const Tensor next_token = graph.argmax(scaled + graph.top_k_top_p_mask(scaled, top_k, top_p) + sample_noise, -1);
   std::vector<Tensor> outputs{next_token, logits};
   for (const auto& cache : caches) outputs.insert(outputs.end(), {cache.k, cache.v});
   graph.set_outputs(outputs);

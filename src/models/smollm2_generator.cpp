@@ -1,10 +1,10 @@
 // Generation with KV caches: one decode session, prefill sessions per length bucket sharing its
 // weights, the next token chosen on the GPU (argmax of scaled logits plus a bias: zeros for greedy,
-// Gumbel noise for temperature sampling, a large negative value on masked tokens).
+// Gumbel noise for temperature sampling, a large negative value on masked tokens; with top_k /
+// top_p the noise is added after the graph's filter instead).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 #include <random>
 
 #include "meganeura/error.h"
@@ -24,36 +24,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // Uniform in (0, 1) from 53 random bits, the same on every platform (unlike std distributions).
 double open_uniform(std::mt19937_64& rng) {
   return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
-}
-
-int32_t sample_on_host(std::vector<float> logits, const SamplingOptions& options, std::mt19937_64& rng) {
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-  size_t keep = order.size();
-  if (options.top_k > 0) keep = std::min(keep, static_cast<size_t>(options.top_k));
-  const double top = logits[static_cast<size_t>(order[0])];
-  std::vector<double> weights(keep);
-  double total = 0;
-  for (size_t i = 0; i < keep; ++i) {
-    weights[i] = logits[static_cast<size_t>(order[i])] <= kMasked ? 0.0
-                                                                   : std::exp((logits[static_cast<size_t>(order[i])] - top) / options.temperature);
-    total += weights[i];
-  }
-  if (options.top_p < 1.0) {
-    // The smallest prefix whose mass reaches top_p, as transformers' TopPLogitsWarper keeps.
-    double mass = 0;
-    size_t prefix = 0;
-    while (prefix < keep && mass < options.top_p * total) mass += weights[prefix++];
-    keep = std::max<size_t>(prefix, 1);
-    total = mass > 0 ? mass : weights[0];
-  }
-  double target = open_uniform(rng) * total;
-  for (size_t i = 0; i < keep; ++i) {
-    target -= weights[i];
-    if (target <= 0) return order[i];
-  }
-  return order[keep - 1];
 }
 
 }  // namespace
@@ -79,7 +49,11 @@ struct Generator::Impl {
       session.set_input("cache_v." + std::to_string(i), zeros);
     }
     session.set_input("inv_temperature", std::vector<float>{1.0f});
-    session.set_input("logit_bias", std::vector<float>(static_cast<size_t>(checkpoint->config().vocab_size), 0.0f));
+    const std::vector<float> vocab_zeros(static_cast<size_t>(checkpoint->config().vocab_size), 0.0f);
+    session.set_input("logit_bias", vocab_zeros);
+    session.set_input("sample_noise", vocab_zeros);
+    session.set_input("top_k", std::span<const int32_t>(std::vector<int32_t>{0}));
+    session.set_input("top_p", std::vector<float>{1.0f});
     return session;
   }
 
@@ -168,29 +142,41 @@ std::vector<int32_t> Generator::generate(std::span<const int32_t> prompt, const 
     for (int32_t eos : config.eos_token_ids)
       if (eos < config.vocab_size) bias[static_cast<size_t>(eos)] = kMasked;
   const bool greedy = options.temperature == 0.0;
-  const bool host_sampling = !greedy && (options.top_k > 0 || options.top_p < 1.0);
+  // Greedy ignores top_k / top_p: the largest logit survives any filter.
+  const bool filtered = !greedy && (options.top_k > 0 || options.top_p < 1.0);
   const float inv_temperature = greedy ? 1.0f : static_cast<float>(1.0 / options.temperature);
+  const int32_t top_k = filtered && options.top_k > 0
+                            ? static_cast<int32_t>(std::min<int64_t>(options.top_k, config.vocab_size))
+                            : 0;
+  const float top_p = filtered ? static_cast<float>(options.top_p) : 1.0f;
+  const std::vector<float> no_noise(bias.size(), 0.0f);
   std::mt19937_64 rng(options.seed);
 
-  // Gumbel-max: argmax(logits / T + g), g = −log(−log U), draws exactly from softmax(logits / T).
+  // Gumbel-max: argmax(logits / T + g), g = −log(−log U), draws exactly from softmax(logits / T);
+  // over the filter's survivors when the noise comes after the top-k / top-p mask.
   auto prepare = [&](Session& session) {
-    if (greedy || host_sampling) {
+    if (greedy) {
       session.set_input("logit_bias", std::span<const float>(bias));
+      session.set_input("sample_noise", std::span<const float>(no_noise));
     } else {
       std::vector<float> noisy = bias;
       for (float& b : noisy)
         if (b == 0.0f) b = static_cast<float>(-std::log(-std::log(open_uniform(rng))));
-      session.set_input("logit_bias", std::span<const float>(noisy));
+      if (filtered) {
+        for (size_t i = 0; i < noisy.size(); ++i)
+          if (bias[i] != 0.0f) noisy[i] = 0.0f;  // masked tokens are masked through logit_bias
+        session.set_input("logit_bias", std::span<const float>(bias));
+        session.set_input("sample_noise", std::span<const float>(noisy));
+      } else {
+        session.set_input("logit_bias", std::span<const float>(noisy));
+        session.set_input("sample_noise", std::span<const float>(no_noise));
+      }
     }
-    session.set_input("inv_temperature", std::vector<float>{host_sampling ? 1.0f : inv_temperature});
+    session.set_input("inv_temperature", std::vector<float>{inv_temperature});
+    session.set_input("top_k", std::span<const int32_t>(std::vector<int32_t>{top_k}));
+    session.set_input("top_p", std::vector<float>{top_p});
   };
-  auto choose = [&](Session& session) -> int32_t {
-    if (!host_sampling) return session.read_output_i32(0).at(0);
-    std::vector<float> logits = session.read_output(1);
-    for (size_t i = 0; i < logits.size(); ++i)
-      if (bias[i] != 0.0f) logits[i] = kMasked;
-    return sample_on_host(std::move(logits), options, rng);
-  };
+  auto choose = [&](Session& session) -> int32_t { return session.read_output_i32(0).at(0); };
   // Returns false when generation must end after `token`.
   auto accept = [&](int32_t token) {
     generated.push_back(token);

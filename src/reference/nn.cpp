@@ -1,5 +1,8 @@
-// Reference: softmax family, layer/RMS/group norms and rotary embeddings, forward and backward.
+// Reference: softmax family, layer/RMS/group norms and rotary embeddings, forward and backward;
+// the top-k / top-p sampling filter.
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "reference/kernels.h"
@@ -120,6 +123,34 @@ std::vector<double> rope(const Node& node, const Args& in) {
   return out;
 }
 
+// Top-k then top-p over each row of the last dim; ties at a threshold are all kept.
+std::vector<double> top_k_top_p_mask(const Args& in) {
+  constexpr double kMasked = -1e30;
+  const auto& x = in[0].v;
+  const size_t V = static_cast<size_t>(in[0].shape.back()), rows = x.size() / V;
+  const int64_t k = index_scalar(in[1]);
+  const double p = in[2].v.at(0);
+  std::vector<double> out(x.size(), kMasked);
+  for (size_t row = 0; row < rows; ++row) {
+    const auto first = x.begin() + static_cast<std::ptrdiff_t>(row * V);
+    std::vector<double> sorted(first, first + static_cast<std::ptrdiff_t>(V));
+    std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    const double kth = k > 0 && static_cast<size_t>(k) < V ? sorted[static_cast<size_t>(k - 1)] : sorted.back();
+    // prefix[j]: the mass of the j largest values (all survivors when they are >= kth).
+    std::vector<double> prefix(V + 1, 0.0);
+    for (size_t j = 0; j < V; ++j)
+      prefix[j + 1] = prefix[j] + (sorted[j] >= kth ? std::exp(sorted[j] - sorted[0]) : 0.0);
+    for (size_t i = 0; i < V; ++i) {
+      const double v = x[row * V + i];
+      if (v < kth) continue;
+      const auto larger = std::partition_point(sorted.begin(), sorted.end(), [&](double w) { return w > v; });
+      const double above = prefix[static_cast<size_t>(larger - sorted.begin())];
+      if (p >= 1 || above < p * prefix[V]) out[row * V + i] = 0;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<double> eval_nn(const Node& node, const Args& in) {
@@ -163,6 +194,8 @@ std::vector<double> eval_nn(const Node& node, const Args& in) {
     case Op::rope:
     case Op::rope_grad:
       return rope(node, in);
+    case Op::top_k_top_p_mask:
+      return top_k_top_p_mask(in);
     default: break;
   }
   throw Error(std::string("reference: ") + op_name(node.op) + " is not an nn op");

@@ -144,6 +144,7 @@ Tensor build(Graph& g, Builder& b, Op op) {
     case Op::group_norm_grad: return g.group_norm_grad(b.real({2, 4, 3, 3}), b.real({4}), b.real({2, 4, 3, 3}), 2);
     case Op::rope: return g.rope(b.real({1, 2, 3, 4}), b.index(2));
     case Op::rope_grad: return g.rope_grad(b.real({1, 2, 3, 4}), b.index(2));
+    case Op::top_k_top_p_mask: return g.top_k_top_p_mask(b.real({3, 7}, -3.0, 3.0), b.index(4), g.scalar(0.8));
     case Op::cross_entropy_loss: return g.cross_entropy_loss(b.real({3, 4}), b.ids({3}, 4));
     case Op::cross_entropy_grad: return g.cross_entropy_grad(b.real({3, 4}), b.ids({3}, 4), b.real({}, 0.5, 2.0));
     case Op::mse_loss: return g.mse_loss(b.real({2, 3}), b.real({2, 3}));

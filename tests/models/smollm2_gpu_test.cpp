@@ -138,6 +138,74 @@ TEST(SmolLM2Gpu, SeededSamplingRepeatsAndStaysInTheTopK) {
   EXPECT_EQ(generator.generate(prompt, options), std::vector<int32_t>(expected.begin(), expected.begin() + 4));
 }
 
+// Every chosen token must lie in the top-k / top-p set of the logits before it, recomputed on the
+// host from the prompt's logits (with a little slack at the nucleus edge for GPU rounding).
+TEST(SmolLM2Gpu, TopKAndTopPSampleOnTheGpuWithinTheAllowedSet) {
+  SKIP_WITHOUT_ATTENTION_KERNELS();
+  const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");
+  const auto prompt = golden_json().at("prompt_ids").get<std::vector<int32_t>>();
+  const size_t vocab = static_cast<size_t>(checkpoint.config().vocab_size);
+  Generator generator(checkpoint, 64);
+  struct Case {
+    int64_t top_k;
+    double top_p;
+  };
+  for (const Case c : {Case{4, 1.0}, Case{0, 0.6}, Case{6, 0.8}}) {
+    SamplingOptions options;
+    options.max_new_tokens = 6;
+    options.temperature = 1.3;
+    options.top_k = c.top_k;
+    options.top_p = c.top_p;
+    options.ignore_eos = true;
+    std::vector<std::vector<int32_t>> runs;
+    for (uint64_t seed : {5u, 5u, 6u, 7u}) {
+      options.seed = seed;
+      runs.push_back(generator.generate(prompt, options));
+      ASSERT_EQ(runs.back().size(), 6u);
+    }
+    EXPECT_EQ(runs[0], runs[1]) << "the same seed gives the same tokens";
+    for (const auto& tokens : runs) {
+      std::vector<int32_t> context = prompt;
+      for (int32_t token : tokens) {
+        const std::vector<float> all = generator.prompt_logits(context);
+        const std::vector<float> row(all.end() - static_cast<std::ptrdiff_t>(vocab), all.end());
+        std::vector<double> scaled;
+        for (float v : row) scaled.push_back(v / options.temperature);
+        for (int32_t eos : checkpoint.config().eos_token_ids) scaled.at(static_cast<size_t>(eos)) = -1e30;
+        const double chosen = scaled.at(static_cast<size_t>(token));
+        const double top = *std::max_element(scaled.begin(), scaled.end());
+        size_t larger = 0;
+        double above = 0, total = 0;
+        std::vector<double> sorted = scaled;
+        std::sort(sorted.begin(), sorted.end(), std::greater<>());
+        const double kth = c.top_k > 0 ? sorted[static_cast<size_t>(c.top_k - 1)] : sorted.back();
+        for (double v : scaled) {
+          if (v < kth) continue;
+          total += std::exp(v - top);
+          if (v > chosen) {
+            ++larger;
+            above += std::exp(v - top);
+          }
+        }
+        if (c.top_k > 0) {
+          EXPECT_LT(larger, static_cast<size_t>(c.top_k)) << "token " << token;
+        }
+        EXPECT_LT(above, c.top_p * total + 1e-3 * total) << "token " << token;
+        context.push_back(token);
+      }
+    }
+  }
+  // top_k = 1 is greedy however it is reached, also through top_p.
+  const auto expected = golden_json().at("greedy_new_ids").get<std::vector<int32_t>>();
+  SamplingOptions narrow;
+  narrow.max_new_tokens = 4;
+  narrow.temperature = 0.9;
+  narrow.top_p = 1e-6;
+  narrow.seed = 3;
+  narrow.ignore_eos = true;
+  EXPECT_EQ(generator.generate(prompt, narrow), std::vector<int32_t>(expected.begin(), expected.begin() + 4));
+}
+
 TEST(SmolLM2Gpu, BatchLossAndEveryGradientMatchPyTorch) {
   SKIP_WITHOUT_ATTENTION_KERNELS();
   const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");

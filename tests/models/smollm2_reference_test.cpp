@@ -104,6 +104,9 @@ TEST(SmolLM2Reference, PaddedPrefillAndDecodingGiveTheGreedyTokens) {
   bias[static_cast<size_t>(config.eos_token_ids.at(0))] = -1e30;
   feeds["logit_bias"] = bias;
   feeds["inv_temperature"] = {1.0};
+  feeds["top_k"] = {0.0};
+  feeds["top_p"] = {1.0};
+  feeds["sample_noise"] = std::vector<double>(static_cast<size_t>(config.vocab_size), 0.0);
   std::vector<double> padded(static_cast<size_t>(bucket), 7.0);  // padding ids must not matter
   std::copy(prompt.begin(), prompt.end(), padded.begin());
   feeds["input_ids"] = padded;
@@ -144,6 +147,9 @@ TEST(SmolLM2Reference, AllLogitsPrefillMatchesTransformers) {
   feeds["last"] = {static_cast<double>(ids.size() - 1)};
   feeds["logit_bias"] = std::vector<double>(512, 0.0);
   feeds["inv_temperature"] = {1.0};
+  feeds["top_k"] = {0.0};
+  feeds["top_p"] = {1.0};
+  feeds["sample_noise"] = std::vector<double>(512, 0.0);
   const auto values = reference::run(g, feeds, {.training = false});
   std::vector<double> logits = values[static_cast<size_t>(g.outputs()[1])];
   logits.resize(ids.size() * 512);

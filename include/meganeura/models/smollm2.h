@@ -100,8 +100,10 @@ std::vector<int32_t> next_token_labels(std::span<const int32_t> ids, int64_t bat
 // inputs "input_ids" i32 [1, length], "offset" i32 [1] (position of the first id), "last" i32 [1]
 // (index within this call's ids whose next token is chosen), "logit_bias" f32 [vocab] (added
 // after scaling: Gumbel noise for sampling, a large negative value to mask a token), "inv_temperature"
-// f32 [1], "cache_k.<layer>" and "cache_v.<layer>" f32 [1, kv_heads, max_positions, head_dim];
-// outputs {next_token i32 [1] = argmax(logits[last]·inv_temperature + logit_bias),
+// f32 [1], "top_k" i32 [1] (0: no limit), "top_p" f32 [1] (1: no limit), "sample_noise" f32 [vocab]
+// (Gumbel noise added after the top-k / top-p filter), "cache_k.<layer>" and "cache_v.<layer>" f32
+// [1, kv_heads, max_positions, head_dim]; with s = logits[last]·inv_temperature + logit_bias,
+// outputs {next_token i32 [1] = argmax(s + top_k_top_p_mask(s, top_k, top_p) + sample_noise),
 // logits f32 [1, vocab] of row `last` (or [1, length, vocab] with all_logits), then the written
 // caches k, v of every layer}.
 Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_positions, bool all_logits = false);
@@ -159,9 +161,9 @@ struct GenerationStats {
 };
 
 // Runs prefill and decode sessions over one set of weights on the GPU. Prefill sessions are built
-// per length bucket (powers of two from 16) and kept, so a new prompt length reuses one; greedy and
-// temperature sampling choose the token on the GPU and read back only its id. top_k / top_p read
-// the chosen row of logits back and sample on the host.
+// per length bucket (powers of two from 16) and kept, so a new prompt length reuses one; greedy,
+// temperature, top_k and top_p sampling all choose the token on the GPU and read back only its id
+// (ties at a top_k / top_p threshold are all kept).
 class Generator {
  public:
   // max_positions: KV-cache capacity (prompt + new tokens); 0: min(max_position_embeddings, 2048).
