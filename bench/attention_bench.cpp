@@ -19,6 +19,7 @@
 #include "meganeura/error.h"
 #include "meganeura/reference.h"
 #include "meganeura/session.h"
+#include "bench_util.h"
 
 namespace {
 
@@ -41,34 +42,11 @@ Graph attention_graph(const Problem& p) {
   return g;
 }
 
-reference::Feeds random_feeds(const Graph& graph) {
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
-  reference::Feeds feeds;
-  for (int32_t id : graph.inputs()) {
-    std::vector<double> values(static_cast<size_t>(num_elements(graph.node(id).shape)));
-    for (double& v : values) v = uniform(rng);
-    feeds[graph.node(id).name] = values;
-  }
-  return feeds;
-}
-
-Session make_session(const Graph& graph, const reference::Feeds& feeds) {
-  SessionOptions options;
-  options.optimize = false;
-  Session session = build_inference_session(graph, options);
-  for (const auto& [name, values] : feeds) {
-    std::vector<float> floats(values.begin(), values.end());
-    session.set_input(name, std::span<const float>(floats));
-  }
-  return session;
-}
-
 // Worst relative error (‖got − ref‖ / ‖ref‖) over the four outputs.
 double check(const Problem& p) {
   const Graph graph = attention_graph(p);
-  const auto feeds = random_feeds(graph);
-  Session session = make_session(graph, feeds);
+  const auto feeds = bench_util::random_feeds(graph, 3);
+  Session session = bench_util::fed_inference_session(graph, feeds);
   session.run();
   const auto expected = reference::run(graph, feeds);
   double worst = 0;
@@ -107,7 +85,7 @@ void bench(const std::string& workload, const Problem& p, const Problem& checked
     return;
   }
   const Graph graph = attention_graph(p);
-  Session session = make_session(graph, random_feeds(graph));
+  Session session = bench_util::fed_inference_session(graph, bench_util::random_feeds(graph, 3));
   const double ms = median_ms(session, gpu::Context::shared()->caps().is_cpu ? 3 : 30);
   std::printf("{\"workload\": \"%s\", \"value\": %.6g, \"unit\": \"ms\", \"floor\": null, \"card\": \"%s\", "
               "\"check\": \"ok (max rel. error %.2g at S=%lld; fwd+dQ+dK+dV f32, host-timed replay)\"}\n",

@@ -18,6 +18,7 @@
 #include "meganeura/error.h"
 #include "meganeura/reference.h"
 #include "meganeura/session.h"
+#include "bench_util.h"
 
 namespace {
 
@@ -35,33 +36,10 @@ Graph conv_graph(const Problem& p) {
   return g;
 }
 
-reference::Feeds random_feeds(const Graph& graph) {
-  std::mt19937 rng(5);
-  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
-  reference::Feeds feeds;
-  for (int32_t id : graph.inputs()) {
-    std::vector<double> values(static_cast<size_t>(num_elements(graph.node(id).shape)));
-    for (double& v : values) v = uniform(rng);
-    feeds[graph.node(id).name] = values;
-  }
-  return feeds;
-}
-
-Session make_session(const Graph& graph, const reference::Feeds& feeds) {
-  SessionOptions options;
-  options.optimize = false;
-  Session session = build_inference_session(graph, options);
-  for (const auto& [name, values] : feeds) {
-    std::vector<float> floats(values.begin(), values.end());
-    session.set_input(name, std::span<const float>(floats));
-  }
-  return session;
-}
-
 double check(const Problem& p) {
   const Graph graph = conv_graph(p);
-  const auto feeds = random_feeds(graph);
-  Session session = make_session(graph, feeds);
+  const auto feeds = bench_util::random_feeds(graph, 5);
+  Session session = bench_util::fed_inference_session(graph, feeds);
   session.run();
   const auto got = session.read_output(0);
   const auto& ref = reference::run(graph, feeds)[graph.outputs()[0]];
@@ -90,7 +68,7 @@ int main(int argc, char** argv) {
     }
     const Problem p;
     const Graph graph = conv_graph(p);
-    Session session = make_session(graph, random_feeds(graph));
+    Session session = bench_util::fed_inference_session(graph, bench_util::random_feeds(graph, 5));
     session.run();
     std::vector<double> times;
     const int runs = gpu::Context::shared()->caps().is_cpu ? 2 : 30;
