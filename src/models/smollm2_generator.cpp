@@ -107,6 +107,12 @@ Generator::~Generator() = default;
 
 int64_t Generator::max_positions() const { return impl_->max_positions; }
 size_t Generator::prefill_sessions_built() const { return impl_->prefill.size(); }
+uint64_t Generator::device_memory() const {
+  // total() leaves out shared_parameters, so the borrowed weights are counted once, by decode.
+  uint64_t bytes = impl_->decode.memory_summary().total();
+  for (const auto& [bucket, session] : impl_->prefill) bytes += session.memory_summary().total();
+  return bytes;
+}
 const GenerationStats& Generator::last_stats() const { return impl_->stats; }
 
 std::vector<float> Generator::prompt_logits(std::span<const int32_t> prompt) {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -114,6 +115,49 @@ TEST(SmolLM2Gpu, GreedyTokensThroughTheKvCacheMatchTransformers) {
   // Stopping: the callback's false ends generation after that token.
   options.on_token = [](int32_t) { return false; };
   EXPECT_EQ(generator.generate(prompt, options), std::vector<int32_t>{expected[0]});
+}
+
+TEST(SmolLM2Gpu, DeviceMemoryCountsSharedWeightsOnceAndGrowsPerPrefillBucket) {
+  SKIP_WITHOUT_ATTENTION_KERNELS();
+  const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");
+  const LlamaConfig& config = checkpoint.config();
+  constexpr int64_t kPositions = 64;
+  Generator generator(checkpoint, kPositions);
+  uint64_t parameter_bytes = 0;
+  for (const auto& [name, values] : checkpoint.weights()) parameter_bytes += values.size() * sizeof(float);
+  const uint64_t decode_only = generator.device_memory();
+  // Weights plus at least the decode session's own KV caches (inputs) and their written copies.
+  const uint64_t cache_bytes = static_cast<uint64_t>(2 * config.num_hidden_layers * config.num_key_value_heads *
+                                                     kPositions * config.head_dim) * sizeof(float);
+  EXPECT_GE(decode_only, parameter_bytes + cache_bytes);
+
+  // What a bucket's session holds of its own: its whole plan less the weights it borrows.
+  auto own_bytes = [&](int64_t bucket) {
+    const Session standalone = build_inference_session(decoding_graph(config, bucket, kPositions));
+    const MemorySummary summary = standalone.memory_summary();
+    EXPECT_EQ(summary.parameters, parameter_bytes);
+    return summary.total() - summary.parameters;
+  };
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config.vocab_size - 1));
+  auto prompt_of = [&](size_t length) {
+    std::vector<int32_t> ids(length);
+    for (auto& id : ids) id = token(rng);
+    return ids;
+  };
+  SamplingOptions options;
+  options.max_new_tokens = 1;
+  options.ignore_eos = true;
+  (void)generator.generate(prompt_of(5), options);  // bucket 16
+  ASSERT_EQ(generator.prefill_sessions_built(), 1u);
+  const uint64_t one_bucket = generator.device_memory();
+  EXPECT_EQ(one_bucket - decode_only, own_bytes(16));
+  (void)generator.generate(prompt_of(20), options);  // bucket 32
+  ASSERT_EQ(generator.prefill_sessions_built(), 2u);
+  EXPECT_EQ(generator.device_memory() - one_bucket, own_bytes(32));
+  // A prompt of a bucket already built adds nothing.
+  (void)generator.generate(prompt_of(9), options);
+  EXPECT_EQ(generator.device_memory(), one_bucket + own_bytes(32));
 }
 
 TEST(SmolLM2Gpu, SeededSamplingRepeatsAndStaysInTheTopK) {

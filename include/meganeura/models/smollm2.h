@@ -178,6 +178,11 @@ class Generator {
   const GenerationStats& last_stats() const;
   int64_t max_positions() const;
   size_t prefill_sessions_built() const;
+  // Device bytes the generator holds, from the sessions' memory plans: the weights once (prefill
+  // sessions borrow the decode session's), plus each session's own inputs (KV caches included),
+  // outputs, state and intermediate arena. It grows as prefill buckets are built. The context's
+  // host-visible staging buffer is not counted: it belongs to no session.
+  uint64_t device_memory() const;
 
  private:
   struct Impl;
