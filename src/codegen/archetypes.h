@@ -19,4 +19,8 @@ std::string generate_group_norm(const Graph& graph, const compile::Kernel& kerne
 std::string generate_rope(const Graph& graph, const compile::Kernel& kernel);
 std::string generate_top_k_top_p_mask(const Graph& graph, const compile::Kernel& kernel);
 
+// GLSL helpers workgroup_sum, workgroup_max and workgroup_argmax (first index on ties) over a
+// workgroup of WG invocations, through shared memory; the shader defines `const uint WG` first.
+const char* workgroup_reductions();
+
 }  // namespace meganeura::codegen

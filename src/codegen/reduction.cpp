@@ -10,8 +10,6 @@
 
 namespace meganeura::codegen {
 
-namespace {
-
 const char* workgroup_reductions() {
   return R"(shared float shared_value[WG];
 shared uint shared_index[WG];
@@ -66,6 +64,8 @@ uint workgroup_argmax(float v, uint index) {
 
 )";
 }
+
+namespace {
 
 // outer × length × inner decomposition of an axis reduction over `shape`.
 struct AxisSplit {

@@ -29,34 +29,9 @@ std::string generate_top_k_top_p_mask(const Graph& graph, const compile::Kernel&
   out << shader_header(graph, kernel) << "#define XB " << input_buffer(kernel, node, 0) << "\n"
       << "const uint L = " << kernel.local_size[0] << "u, V = " << uint_literal(V) << ", ROWS = " << uint_literal(rows)
       << ";\n"
-      << R"(shared float partial[L];
-
-float workgroup_sum(float v) {
-  uint lid = gl_LocalInvocationID.x;
-  partial[lid] = v;
-  barrier();
-  for (uint stride = L / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) partial[lid] += partial[lid + stride];
-    barrier();
-  }
-  float total = partial[0];
-  barrier();
-  return total;
-}
-
-float workgroup_max(float v) {
-  uint lid = gl_LocalInvocationID.x;
-  partial[lid] = v;
-  barrier();
-  for (uint stride = L / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) partial[lid] = max(partial[lid], partial[lid + stride]);
-    barrier();
-  }
-  float top = partial[0];
-  barrier();
-  return top;
-}
-
+      << "const uint WG = L;\n"
+      << workgroup_reductions()
+      << R"(
 // Larger floats get larger keys (negative ones have their bits flipped).
 uint order_key(float v) {
   uint u = floatBitsToUint(v);

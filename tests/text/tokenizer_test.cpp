@@ -13,6 +13,7 @@
 
 #include "meganeura/error.h"
 #include "meganeura/tokenizer.h"
+#include "text/utf8.h"
 
 namespace {
 
@@ -63,21 +64,7 @@ std::string random_text(std::mt19937& rng, size_t characters) {
   for (size_t i = 0; i < characters; ++i) {
     const auto [low, high] = ranges[pick_range(rng)];
     const char32_t cp = std::uniform_int_distribution<uint32_t>(low, high)(rng);
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    meganeura::text::append_code_point(out, cp);
   }
   return out;
 }
