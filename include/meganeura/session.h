@@ -79,6 +79,10 @@ struct SessionOptions {
   // over the weights of a prefill session). The other session must outlive this one's use of them.
   const Session* share_parameters_with = nullptr;
   bool timestamps = false;      // record GPU timestamps around every dispatch (profile() needs them)
+  // Inference only: f16 or bf16 stores the weights that matmuls and embeddings read as 16-bit values
+  // (half the bytes a decode step reads), widened to f32 in the kernels. set_parameter rounds to
+  // them; read_parameter returns them as f32. f32, the default, is the parity reference.
+  DType weight_storage = DType::f32;
 };
 
 struct MemorySummary {

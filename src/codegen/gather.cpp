@@ -4,6 +4,7 @@
 
 #include "codegen/archetypes.h"
 #include "codegen/glsl.h"
+#include "codegen/packed_weights.h"
 #include "meganeura/error.h"
 
 namespace meganeura::codegen {
@@ -24,6 +25,7 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
   const Shape& out_shape = node.shape;
   const std::string out_type = element_type(node.dtype);
   std::ostringstream body;
+  std::string functions;  // GLSL functions the body calls
   auto input_shape = [&](size_t k) -> const Shape& { return graph.node(node.inputs[k]).shape; };
   switch (node.op) {
     case Op::permute: {
@@ -75,10 +77,12 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
     }
     case Op::embedding: {
       const int64_t rows = input_shape(0)[0], width = input_shape(0)[1];
+      // The table may be weights stored as 16-bit (codegen/packed_weights.h).
+      functions = element_reader("load_table", 0, kernel.bindings.at(0).element);
       body << "  int id = in1.data[i / " << uint_literal(width) << "];\n"
            << "  // An id outside the table reads as zeros rather than out of bounds.\n"
-           << "  result.data[i] = (id >= 0 && id < " << rows << ") ? in0.data[uint(id) * " << uint_literal(width)
-           << " + i % " << uint_literal(width) << "] : " << out_type << "(0);\n";
+           << "  result.data[i] = (id >= 0 && id < " << rows << ") ? " << out_type << "(load_table(uint(id) * "
+           << uint_literal(width) << " + i % " << uint_literal(width) << ")) : " << out_type << "(0);\n";
       break;
     }
     case Op::scatter_add_rows: {
@@ -111,7 +115,7 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
   }
   // Single-input movement ops bind their input as in0 (the kernel has no other inputs).
   std::ostringstream out;
-  out << shader_header(graph, kernel) << "void main() {\n"
+  out << shader_header(graph, kernel) << functions << "void main() {\n"
       << "  uint i = " << linear_invocation_index() << ";\n"
       << "  if (i >= " << uint_literal(kernel.work_items) << ") return;\n"
       << body.str() << "}\n";

@@ -51,8 +51,10 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
       << "layout(local_size_x = " << kernel.local_size[0] << ", local_size_y = " << kernel.local_size[1]
       << ", local_size_z = " << kernel.local_size[2] << ") in;\n\n";
   for (size_t i = 0; i < kernel.inputs.size(); ++i) {
+    // Weights stored as 16-bit come as uints holding two values each (codegen/packed_weights.h).
+    const bool packed = i < kernel.bindings.size() && kernel.bindings[i].element != compile::ElementStorage::bits32;
     out << "layout(std430, set = 0, binding = " << i << ") readonly buffer Input" << i << " { "
-        << element_type(graph.node(kernel.inputs[i]).dtype) << " data[]; } in" << i << ";\n";
+        << (packed ? "uint" : element_type(graph.node(kernel.inputs[i]).dtype)) << " data[]; } in" << i << ";\n";
   }
   out << "layout(std430, set = 0, binding = " << kernel.inputs.size() << ") writeonly buffer Result { "
       << element_type(graph.node(kernel.root).dtype) << " data[]; } result;\n\n";

@@ -1,21 +1,22 @@
 // Tiled matmul: a workgroup of SIDE×SIDE invocations computes a (SIDE·REG)² tile of the output, each
 // invocation REG×REG outputs spaced SIDE apart; K advances in slices of TK through shared memory.
 // Batched over the leading dims (broadcast), transposes folded into the loads, and a pointwise
-// epilogue (bias, activation, residual) applied to each output before it is stored.
+// epilogue (bias, activation, residual) applied to each output before it is stored. Operands read
+// through load_a/load_b, which widen weights stored as 16-bit. Kernels marked cooperative_matrix
+// take the tensor-core form (matmul_coop.cpp).
 #include <algorithm>
 #include <sstream>
 
 #include "codegen/archetypes.h"
 #include "codegen/expression.h"
 #include "codegen/glsl.h"
+#include "codegen/matmul_parts.h"
+#include "codegen/packed_weights.h"
 #include "meganeura/error.h"
 
 namespace meganeura::codegen {
-namespace {
 
-// The epilogue functions shared by both forms: `product` adds linear's bias to the dot product,
-// `epilogue` applies the fused pointwise tree.
-std::string epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer) {
+std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer) {
   const Node& mm = graph.node(kernel.anchor);
   std::ostringstream text;
   if (mm.op == Op::linear) {
@@ -28,6 +29,8 @@ std::string epilogue_functions(const Graph& graph, const compile::Kernel& kernel
   text << writer.function("epilogue", kernel.root, mm.shape, kernel.anchor) << "\n";
   return text.str();
 }
+
+namespace {
 
 // One row (M = 1) times B stored [N, K] (transpose_b): each group of 32 invocations computes one
 // output column; its lanes stride along the weight row (consecutive addresses) and their partial
@@ -44,6 +47,8 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   const Shape a_batch(a_shape.begin(), a_shape.end() - 2);
   const Shape b_batch(b_shape.begin(), b_shape.end() - 2);
   const uint32_t local = kernel.local_size[0];
+  // Packed 16-bit weights with an even row length: each lane reads whole words, two weights at once.
+  const bool pairs = kernel.bindings[b_slot].element != compile::ElementStorage::bits32 && k % 2 == 0;
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
   std::ostringstream text;
   text << shader_header(graph, kernel) << math_helpers()
@@ -51,7 +56,10 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << "const uint COLUMNS = LOCAL / 32u;  // output columns per workgroup, 32 invocations each\n"
        << "const uint N = " << u(n) << ", K = " << u(k) << ";\n\n"
        << "shared float partial[LOCAL];\n\n"
-       << epilogue_functions(graph, kernel, writer)
+       << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
+       << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
+       << (pairs ? pair_reader("load_b_pair", b_slot, kernel.bindings[b_slot].element) : "")
+       << matmul_epilogue_functions(graph, kernel, writer)
        << "void main() {\n"
        << "  uint batch = gl_WorkGroupID.z;\n"
        // With one row, A's element (0, kk) sits at kk whether A is transposed or not.
@@ -60,12 +68,17 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << "  uint lid = gl_LocalInvocationID.x, lane = lid % 32u;\n"
        << "  uint col = gl_WorkGroupID.x * COLUMNS + lid / 32u;\n"
        << "  float sum = 0.0;\n"
-       << "  if (col < N) {\n"
-       << "    for (uint kk = lane; kk < K; kk += 32u) {\n"
-       << "      sum += float(in" << a_slot << ".data[a_base + kk]) * float(in" << b_slot
-       << ".data[b_base + col * K + kk]);\n"
-       << "    }\n"
-       << "  }\n"
+       << "  if (col < N) {\n";
+  if (pairs) {
+    text << "    uint row_word = (b_base + col * K) / 2u;\n"
+         << "    for (uint p = lane; p < K / 2u; p += 32u) {\n"
+         << "      vec2 w = load_b_pair(row_word + p);\n"
+         << "      sum += load_a(a_base + 2u * p) * w.x + load_a(a_base + 2u * p + 1u) * w.y;\n"
+         << "    }\n";
+  } else {
+    text << "    for (uint kk = lane; kk < K; kk += 32u) sum += load_a(a_base + kk) * load_b(b_base + col * K + kk);\n";
+  }
+  text << "  }\n"
        << "  partial[lid] = sum;\n"
        << "  barrier();\n"
        << "  for (uint stride = 16u; stride > 0u; stride >>= 1u) {\n"
@@ -107,6 +120,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
 
+  if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot);
 
   std::ostringstream out_text;
@@ -118,16 +132,11 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
            // One float of padding per row: the loads of a row-major A (and a transposed B) store a
            // column of the tile, which without it falls into one shared-memory bank 16 times over.
-           << "shared float tile_a[TK][TILE + 1u];\nshared float tile_b[TK][TILE + 1u];\n\n";
-  // Epilogue: the fused pointwise tree with the product as `acc` (and linear's bias).
-  if (mm.op == Op::linear) {
-    const size_t bias_slot = writer.binding_of(mm.inputs[2]);
-    out_text << "float product(uint i, float acc) { return acc + float(in" << bias_slot << ".data["
-             << broadcast_index("i", out, graph.node(mm.inputs[2]).shape) << "]); }\n";
-  } else {
-    out_text << "float product(uint i, float acc) { return acc; }\n";
-  }
-  out_text << writer.function("epilogue", kernel.root, out, kernel.anchor) << "\n";
+           << "shared float tile_a[TK][TILE + 1u];\nshared float tile_b[TK][TILE + 1u];\n\n"
+           << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
+           << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
+           // Epilogue: the fused pointwise tree with the product as `acc` (and linear's bias).
+           << matmul_epilogue_functions(graph, kernel, writer);
 
   const std::string a_index = ta ? "kk * M + mm" : "mm * K + kk";
   const std::string b_index = tb ? "nn * K + kk" : "kk * N + nn";
@@ -144,12 +153,11 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "    for (uint e = lid; e < TILE * TK; e += SIDE * SIDE) {\n"
            << (ta ? "      uint mm = row0 + e % TILE, kk = k0 + e / TILE;\n"
                   : "      uint mm = row0 + e / TK, kk = k0 + e % TK;\n")
-           << "      tile_a[kk - k0][mm - row0] = (mm < M && kk < K) ? float(in" << a_slot << ".data[a_base + "
-           << a_index << "]) : 0.0;\n"
+           << "      tile_a[kk - k0][mm - row0] = (mm < M && kk < K) ? load_a(a_base + " << a_index << ") : 0.0;\n"
            << (tb ? "      uint nn = col0 + e / TK, kb = k0 + e % TK;\n"
                   : "      uint nn = col0 + e % TILE, kb = k0 + e / TILE;\n")
-           << "      { uint kk = kb; tile_b[kk - k0][nn - col0] = (nn < N && kk < K) ? float(in" << b_slot
-           << ".data[b_base + " << b_index << "]) : 0.0; }\n"
+           << "      { uint kk = kb; tile_b[kk - k0][nn - col0] = (nn < N && kk < K) ? load_b(b_base + " << b_index
+           << ") : 0.0; }\n"
            << "    }\n"
            << "    barrier();\n"
            << "    for (uint kk = 0u; kk < TK; ++kk) {\n"

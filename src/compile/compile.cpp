@@ -4,11 +4,13 @@
 #include <set>
 #include <sstream>
 
+#include "compile/cooperative_matmul.h"
 #include "compile/grouping.h"
 #include "compile/hazards.h"
 #include "compile/memory_plan.h"
 #include "compile/op_kernels.h"
 #include "compile/plan.h"
+#include "compile/weight_storage.h"
 #include "meganeura/error.h"
 
 namespace meganeura::compile {
@@ -297,6 +299,12 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   }
   const std::vector<bool> barriers = place_barriers(accesses);
   for (size_t i = 0; i < plan.kernels.size(); ++i) plan.kernels[i].barrier_before = barriers[i];
+  if (options.weight_storage != DType::f32 && !inference) {
+    throw Error("compile: weights stored as " + std::string(dtype_name(options.weight_storage)) +
+                " are for inference; train with f32 weights");
+  }
+  store_weights_16bit(plan, options.weight_storage);
+  select_cooperative_matmuls(plan, caps);
   return plan;
 }
 

@@ -31,12 +31,17 @@ struct PlanBuffer {
   uint64_t bytes = 0;
 };
 
-// Where a tensor's elements live. Every element is 4 bytes on the GPU (f32 or i32; f16/bf16 data is
-// widened on upload).
+// How a buffer holds its elements: 4 bytes each (f32 or i32; f16/bf16 graph values are widened on
+// upload), or, for weights stored as 16-bit (CompileOptions::weight_storage), two f16 or bf16 values
+// packed per 32-bit word, element e in the low half of word e/2 when e is even.
+enum class ElementStorage : uint8_t { bits32, packed_f16, packed_bf16 };
+
+// Where a tensor's elements live.
 struct Storage {
   uint32_t buffer = 0;
   uint64_t offset = 0;
   uint64_t bytes = 0;
+  ElementStorage element = ElementStorage::bits32;
 };
 
 // attention, conv (also pooling and upsampling) and nn (group norm, rope) kernels hold one node each;
@@ -60,6 +65,8 @@ struct Kernel {
   std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);
                                                   // attention: keys, queries per shared-memory tile
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
+  // matmul: the cooperative-matrix form (f16 operands, f32 accumulation; compile/cooperative_matmul.h).
+  bool cooperative_matrix = false;
   bool barrier_before = false;
   std::string label;  // "matmul+add+relu (fc1)": ops and names of what it fuses, for traces
 };
@@ -72,6 +79,9 @@ struct CompileOptions {
   std::vector<int32_t> keep;
   // Disables fusion (every non-alias node its own kernel): tests compare both forms.
   bool fuse = true;
+  // Inference: f16 or bf16 stores the weights that only matmuls and embeddings read as 16-bit values
+  // (compile/weight_storage.h); f32 keeps every element 32-bit.
+  DType weight_storage = DType::f32;
 };
 
 struct Plan {

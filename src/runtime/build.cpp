@@ -14,7 +14,9 @@
 #include "meganeura/error.h"
 #include "meganeura/optimize.h"
 #include "meganeura/trace.h"
+#include "runtime/cooperative_self_test.h"
 #include "runtime/session_impl.h"
+#include "runtime/weight_packing.h"
 
 namespace meganeura {
 
@@ -26,8 +28,9 @@ gpu::ShaderCompiler& shader_compiler() {
   return compiler;
 }
 
-std::vector<std::byte> initial_bytes(const Node& node, uint64_t seed) {
+std::vector<std::byte> initial_bytes(const Node& node, uint64_t seed, compile::ElementStorage element) {
   std::vector<float> values = initial_values(node.init, node.shape, parameter_seed(seed, node.name));
+  if (element != compile::ElementStorage::bits32) return runtime::pack_weights(values, element);
   std::vector<std::byte> bytes(values.size() * 4);
   std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
@@ -117,6 +120,11 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
 
   compile::CompileOptions compile_options;
   compile_options.fuse = options.fuse;
+  compile_options.weight_storage = options.weight_storage;
+  if (training && options.weight_storage != DType::f32) {
+    throw Error(std::string("build_session: SessionOptions::weight_storage = ") + dtype_name(options.weight_storage) +
+                " is for inference sessions (build_inference_session); training keeps f32 weights");
+  }
   Graph final_graph;
   if (training) {
     const Graph forward = options.optimize ? optimize(graph).graph : graph;
@@ -137,6 +145,15 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
     trace::Scope compile_scope("compile");
     impl->plan = compile::compile(final_graph, impl->caps, compile_options);
   }
+  // A cooperative-matrix kernel is used only once the device passed the numeric self-test.
+  const bool cooperative = std::any_of(impl->plan.kernels.begin(), impl->plan.kernels.end(),
+                                       [](const compile::Kernel& k) { return k.cooperative_matrix; });
+  if (cooperative && !runtime::cooperative_self_test_running() &&
+      runtime::cooperative_self_test(impl->caps).outcome != runtime::CooperativeSelfTest::Outcome::passed) {
+    trace::Scope compile_scope("compile", "scalar matmuls: the cooperative-matrix self-test failed");
+    impl->caps.supports_cooperative_matrix = false;
+    impl->plan = compile::compile(final_graph, impl->caps, compile_options);
+  }
   const compile::Plan& plan = impl->plan;
 
   // Buffers.
@@ -150,7 +167,8 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
       if (lender_graph.contains(planned.name)) {
         const int32_t other = lender_graph.find(planned.name);
         if (lender_graph.node(other).op == Op::parameter &&
-            lender_graph.node(other).shape == plan.graph.node(planned.node).shape) {
+            lender_graph.node(other).shape == plan.graph.node(planned.node).shape &&
+            lender->plan.storage.at(other).element == plan.storage.at(planned.node).element) {
           impl->buffers[i] = lender->buffers.at(lender->plan.storage.at(other).buffer);
           impl->borrowed[i] = true;
           continue;
@@ -162,7 +180,7 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
                                                      gpu::MemoryKind::DeviceLocal, label);
     const Node* node = planned.node >= 0 ? &plan.graph.node(planned.node) : nullptr;
     if (planned.kind == compile::BufferKind::parameter) {
-      gpu::upload(*impl->buffers[i], 0, initial_bytes(*node, options.seed));
+      gpu::upload(*impl->buffers[i], 0, initial_bytes(*node, options.seed, plan.storage.at(planned.node).element));
     } else if (planned.kind == compile::BufferKind::constant) {
       gpu::upload(*impl->buffers[i], 0, constant_bytes(*node));
     } else {

@@ -12,6 +12,7 @@
 #include "meganeura/safetensors.h"
 #include "meganeura/trace.h"
 #include "runtime/session_impl.h"
+#include "runtime/weight_packing.h"
 
 namespace meganeura {
 
@@ -122,6 +123,13 @@ int32_t Session::Impl::parameter_node(const std::string& name, const char* what)
 
 void Session::Impl::upload_node(int32_t node, std::span<const std::byte> bytes) {
   const compile::Storage& s = plan.storage.at(node);
+  if (s.element != compile::ElementStorage::bits32) {
+    // Weights stored as 16-bit: the caller's f32 values are rounded to nearest even here.
+    std::vector<float> values(bytes.size() / 4);
+    std::memcpy(values.data(), bytes.data(), values.size() * 4);
+    gpu::upload(*buffers.at(s.buffer), s.offset, runtime::pack_weights(values, s.element));
+    return;
+  }
   gpu::upload(*buffers.at(s.buffer), s.offset, bytes);
 }
 
@@ -131,6 +139,11 @@ std::vector<float> Session::Impl::download_node(int32_t node) const {
   const size_t count = static_cast<size_t>(num_elements(n.shape));
   std::vector<float> values(count);
   if (s.bytes == 0 && count > 0) throw Error("read: the value of node " + std::to_string(node) + " is not kept");
+  if (s.element != compile::ElementStorage::bits32) {
+    std::vector<std::byte> packed(s.bytes);
+    gpu::download(*buffers.at(s.buffer), s.offset, std::span(packed));
+    return runtime::unpack_weights(packed, count, s.element);
+  }
   gpu::download(*buffers.at(s.buffer), s.offset, std::as_writable_bytes(std::span(values)));
   if (n.dtype == DType::i32) {
     for (float& v : values) {
@@ -192,6 +205,14 @@ void Session::set_parameter(const std::string& name, std::span<const float> data
 void Session::set_parameter(const std::string& name, std::span<const uint16_t> bits, DType dtype) {
   if (dtype != DType::f16 && dtype != DType::bf16) {
     throw Error("set_parameter(\"" + name + "\"): 16-bit data must be f16 or bf16, got " + dtype_name(dtype));
+  }
+  const int32_t id = impl_->parameter_node(name, "set_parameter");
+  const compile::Storage& storage = impl_->plan.storage.at(id);
+  const bool same_format = (dtype == DType::f16 && storage.element == compile::ElementStorage::packed_f16) ||
+                           (dtype == DType::bf16 && storage.element == compile::ElementStorage::packed_bf16);
+  if (same_format && bits.size() == static_cast<size_t>(num_elements(impl_->plan.graph.node(id).shape))) {
+    gpu::upload(*impl_->buffers.at(storage.buffer), storage.offset, runtime::pack_weight_bits(bits));  // exact
+    return;
   }
   std::vector<float> widened(bits.size());
   for (size_t i = 0; i < bits.size(); ++i) widened[i] = dtype == DType::f16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i]);

@@ -1,0 +1,40 @@
+// The numeric self-test a cooperative-matrix matmul passes before sessions use it: the first build
+// on a device that would select the form runs a small GEMM (256×192×160, random f16 data, B plain
+// and transposed) through it and through the scalar kernel and compares them. If they differ by more
+// than 1e-3 (‖coop − scalar‖ / ‖scalar‖), or the form fails to build or run, every session of the
+// process falls back to the scalar kernels, and the outcome says why.
+//
+//   const runtime::CooperativeSelfTest& test = runtime::cooperative_self_test(caps);  // runs once
+//   if (test.outcome == runtime::CooperativeSelfTest::Outcome::failed) std::cerr << test.detail;
+//   runtime::cooperative_self_test_result();   // what ran so far, without running anything
+#pragma once
+
+#include <string>
+
+#include "compile/device_caps.h"
+
+namespace meganeura::runtime {
+
+struct CooperativeSelfTest {
+  enum class Outcome { not_run, passed, failed };
+  Outcome outcome = Outcome::not_run;
+  double relative_error = 0;  // the larger of the two products'
+  std::string detail;         // a sentence: what ran and how it compared, or why it failed
+};
+
+inline constexpr double kCooperativeSelfTestTolerance = 1e-3;
+
+// Runs the self-test under `caps` the first time it is called in the process (later calls, from any
+// thread, return that outcome). A session built while it runs skips it.
+const CooperativeSelfTest& cooperative_self_test(const compile::DeviceCaps& caps);
+
+// The outcome so far (not_run until some build needed the test).
+CooperativeSelfTest cooperative_self_test_result();
+
+// "passed", "failed: ...", "not run": for JSON and `meganeura info`.
+std::string to_string(const CooperativeSelfTest& test);
+
+// True while the self-test builds its own sessions on this thread.
+bool cooperative_self_test_running();
+
+}  // namespace meganeura::runtime

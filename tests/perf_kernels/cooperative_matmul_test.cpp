@@ -1,0 +1,135 @@
+// The cooperative-matrix matmul form: when compile selects it (device caps, operand types, shapes),
+// and that its GLSL compiles with shaderc for every transpose, ragged sizes, a fused epilogue and
+// f16 weights. Lavapipe has no cooperative matrix, so nothing here runs the form: the benchmark
+// suite runs it on a GPU host, after the numeric self-test of runtime/cooperative_self_test.h.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "codegen/codegen.h"
+#include "compile/cooperative_matmul.h"
+#include "gpu/shader_compiler.h"
+#include "kernels/kernel_test_util.h"
+#include "runtime/cooperative_self_test.h"
+
+namespace meganeura {
+namespace {
+
+Graph f16_matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb, DType dtype = DType::f16) {
+  Graph g;
+  Tensor a = g.input("a", ta ? Shape{batch, k, m} : Shape{batch, m, k}, dtype);
+  Tensor b = g.input("b", tb ? Shape{batch, n, k} : Shape{batch, k, n}, dtype);
+  g.set_outputs({g.matmul(a, b, ta, tb)});
+  return g;
+}
+
+// x [rows, in] · weightᵀ + bias, then ReLU: a linear layer whose weight may be stored as 16-bit.
+Graph linear_relu(int64_t rows, int64_t in, int64_t out) {
+  Graph g;
+  Tensor x = g.input("x", {rows, in});
+  Tensor w = g.parameter("w", {out, in}, Init::normal(0.0, 0.5));
+  Tensor b = g.parameter("b", {out}, Init::normal(0.0, 0.5));
+  g.set_outputs({g.relu(g.matmul(x, w, false, true) + b)});
+  return g;
+}
+
+compile::CompileOptions f16_weights() {
+  compile::CompileOptions options;
+  options.weight_storage = DType::f16;
+  return options;
+}
+
+compile::CompileOptions bf16_weights() {
+  compile::CompileOptions options;
+  options.weight_storage = DType::bf16;
+  return options;
+}
+
+const compile::Kernel* matmul_kernel(const compile::Plan& plan) {
+  for (const compile::Kernel& kernel : plan.kernels) {
+    if (kernel.archetype == compile::Archetype::matmul) return &kernel;
+  }
+  return nullptr;
+}
+
+TEST(CooperativeMatmul, SelectedOnlyWhereTheDeviceAndTheOperandsAllowIt) {
+  const compile::DeviceCaps gpu = compile::DeviceCaps::default_for_tests();
+  auto selected = [](const Graph& graph, const compile::DeviceCaps& caps, compile::CompileOptions options = {}) {
+    const compile::Plan plan = compile::compile(graph, caps, options);
+    const compile::Kernel* kernel = matmul_kernel(plan);
+    EXPECT_NE(kernel, nullptr);
+    return kernel != nullptr && kernel->cooperative_matrix;
+  };
+  EXPECT_TRUE(selected(f16_matmul(1, 256, 192, 160, false, false), gpu));
+  // Without the capability, on lavapipe, with a small shared memory or 64-wide subgroups: scalar.
+  compile::DeviceCaps no_coop = gpu;
+  no_coop.supports_cooperative_matrix = false;
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), no_coop));
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), compile::DeviceCaps::lavapipe_like()));
+  compile::DeviceCaps small = gpu;
+  small.max_shared_memory_bytes = 32 * 1024;
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), small));
+  compile::DeviceCaps wave64 = gpu;
+  wave64.subgroup_size = wave64.min_subgroup_size = wave64.max_subgroup_size = 64;
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), wave64));
+  compile::DeviceCaps no_shape = gpu;
+  no_shape.cooperative_matrix_shapes = {no_shape.cooperative_matrix_shapes[1]};  // 16x8x16 only
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), no_shape));
+  // f32 operands keep f32 precision; one-row products keep the GEMV.
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false, DType::f32), gpu));
+  EXPECT_FALSE(selected(f16_matmul(1, 1, 192, 160, false, true), gpu));
+  // f32 weights stored as f16 take it (activations rounded to f16); bf16 weights do not.
+  EXPECT_FALSE(selected(linear_relu(64, 96, 80), gpu));
+  EXPECT_TRUE(selected(linear_relu(64, 96, 80), gpu, f16_weights()));
+  EXPECT_FALSE(selected(linear_relu(64, 96, 80), gpu, bf16_weights()));
+}
+
+TEST(CooperativeMatmul, DispatchCoversRaggedTilesAndBatches) {
+  const compile::Plan plan = compile::compile(f16_matmul(3, 130, 300, 40, true, false), compile::DeviceCaps::default_for_tests());
+  const compile::Kernel* kernel = matmul_kernel(plan);
+  ASSERT_NE(kernel, nullptr);
+  ASSERT_TRUE(kernel->cooperative_matrix);
+  using Tiles = compile::CooperativeMatmulTiles;
+  EXPECT_EQ(kernel->local_size, (std::array<uint32_t, 3>{Tiles::invocations, 1, 1}));
+  EXPECT_EQ(kernel->workgroups, (std::array<uint32_t, 3>{3, 2, 3}));  // ceil(300/128), ceil(130/128), batch
+  EXPECT_LE(compile::cooperative_matmul_shared_bytes(true, true), 48u * 1024);
+}
+
+// Every variant's GLSL compiles (shaderc accepts GL_NV_cooperative_matrix everywhere).
+TEST(CooperativeMatmul, ShadersCompileForEveryVariant) {
+  const compile::DeviceCaps gpu = compile::DeviceCaps::default_for_tests();
+  gpu::ShaderCompiler compiler;
+  auto compile_all = [&](const Graph& graph, const compile::CompileOptions& options, const std::string& what) {
+    const compile::Plan plan = compile::compile(graph, gpu, options);
+    const compile::Kernel* kernel = matmul_kernel(plan);
+    ASSERT_NE(kernel, nullptr) << what;
+    ASSERT_TRUE(kernel->cooperative_matrix) << what;
+    const std::string glsl = codegen::generate(plan.graph, *kernel, gpu);
+    EXPECT_NE(glsl.find("coopMatMulAddNV"), std::string::npos) << what;
+    EXPECT_NO_THROW(compiler.compile(glsl, {.name = "coop " + what})) << what << "\n" << glsl;
+  };
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const std::string which = std::string("ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
+      compile_all(f16_matmul(2, 256, 192, 160, ta, tb), {}, "aligned " + which);
+      compile_all(f16_matmul(1, 130, 37, 21, ta, tb), {}, "ragged " + which);  // scalar fetches
+    }
+  }
+  // Epilogue (bias + ReLU through shared memory) and f16 weights: aligned and odd K.
+  compile_all(linear_relu(64, 96, 80), f16_weights(), "f16 weights");
+  compile_all(linear_relu(40, 35, 24), f16_weights(), "f16 weights, odd K");
+}
+
+// On the CI device nothing selects the form, so no session runs the self-test.
+TEST(CooperativeMatmul, LavapipeSessionsUseTheScalarKernelAndSkipTheSelfTest) {
+  Graph g = f16_matmul(1, 64, 48, 32, false, false);
+  Session session = build_inference_session(g, {.optimize = false});
+  for (const compile::Kernel& kernel : session.impl().plan.kernels) EXPECT_FALSE(kernel.cooperative_matrix);
+  if (!gpu::Context::shared()->caps().supports_cooperative_matrix) {
+    EXPECT_EQ(runtime::cooperative_self_test_result().outcome, runtime::CooperativeSelfTest::Outcome::not_run);
+    EXPECT_EQ(runtime::to_string(runtime::cooperative_self_test_result()), "not run");
+  }
+}
+
+}  // namespace
+}  // namespace meganeura
