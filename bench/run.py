@@ -38,6 +38,7 @@ WORKLOADS = {
     "smollm2_decode_step": "bench_smollm2",
     "smollm2_prefill128": "bench_smollm2",
     "smollm2_train_step": "bench_smollm2",
+    "sd_unet_step": "bench_sd_unet",
 }
 
 

@@ -167,6 +167,8 @@ def main(names):
         conv_sd_unet()
     import torch_smollm2  # transformers is imported only when these workloads run
     torch_smollm2.run(names, emit)
+    import torch_sd_unet
+    torch_sd_unet.run(names, emit)
 
 
 if __name__ == "__main__":
