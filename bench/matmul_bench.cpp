@@ -2,15 +2,19 @@
 // for bench/run.py.
 //
 //   build/bin/bench_matmul gemm_f32 gemm_f16 gemv_smollm2   (optional: --n 512 for a smaller GEMM)
+//   build/bin/bench_matmul gemm_f16w gemm_f16_variants      (f16 weights; every coop form vs scalar)
 //
 // gemm_f32: C = A·B, 4096³ float32 (no tensor cores). Checked before timing: 512 random entries
 // of the result against float64 dot products on the host (relative to the row's magnitude). Time:
-// the median of 10 GPU timestamp pairs around the matmul dispatch. gemm_f16 (f16 inputs, f32
-// accumulate through cooperative matrix) reports no time until that kernel exists. gemv_smollm2: one
+// the median of 10 GPU timestamp pairs around the matmul dispatch. gemm_f16: f16 inputs, f32
+// accumulation through the cooperative-matrix kernel, checked the same way (its operands are exact in
+// f16, so only the f32 accumulation errs); it reports the outcome of the kernel's numeric self-test
+// as "selftest" and no time where the device has no such kernel or the self-test failed. gemv_smollm2: one
 // token through SmolLM2-135M's linear shapes (x[1, K] · W[N, K]ᵀ, f32 weights), every output
 // checked against float64 first; reported as weight bytes over the summed kernel time (TB/s), the
 // quantity a decode step is bound by.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +26,10 @@
 
 #include "gpu/context.h"
 #include "meganeura/error.h"
+#include "meganeura/safetensors.h"
 #include "meganeura/session.h"
+#include "runtime/cooperative_self_test.h"
+#include "runtime/session_impl.h"
 
 namespace {
 
@@ -37,24 +44,54 @@ double fp32_peak_tflops(const std::string& card) {
   return 0.0;
 }
 
-void bench_f32(int64_t n) {
+// Dense f16 tensor-core rate (f32 accumulation) of the card when known; 0 when not.
+double f16_dense_peak_tflops(const std::string& card) {
+  if (card.find("H100") != std::string::npos || card.find("H200") != std::string::npos) return 989.0;
+  return 0.0;
+}
+
+// weights16: B is a parameter stored as f16 (SessionOptions::weight_storage), read transposed as a
+// linear layer's weight: the cooperative kernel then reads half the bytes for B.
+void bench_gemm(int64_t n, DType dtype, bool weights16 = false) {
   const std::string card = card_name();
+  const bool f16 = dtype == DType::f16;
+  const char* workload = weights16 ? "gemm_f16w" : f16 ? "gemm_f16" : "gemm_f32";
   Graph g;
-  Tensor a = g.input("a", {n, n});
-  Tensor b = g.input("b", {n, n});
-  g.set_outputs({g.matmul(a, b)});
+  Tensor a = g.input("a", {n, n}, dtype);
+  Tensor b = weights16 ? g.parameter("b", {n, n}) : g.input("b", {n, n}, dtype);
+  g.set_outputs({g.matmul(a, b, false, weights16)});
   SessionOptions options;
   options.optimize = false;
   options.timestamps = true;
+  if (weights16) options.weight_storage = DType::f16;
   Session session = build_inference_session(g, options);
+  std::string selftest;
+  if (f16) {
+    bool cooperative = false;
+    for (const compile::Kernel& kernel : session.impl().plan.kernels) cooperative |= kernel.cooperative_matrix;
+    selftest = runtime::to_string(runtime::cooperative_self_test_result());
+    if (!cooperative) {
+      std::printf("{\"workload\": \"%s\", \"value\": null, \"unit\": \"TFLOP/s\", \"card\": \"%s\", "
+                  "\"note\": \"no cooperative-matrix kernel on this device\", \"selftest\": \"%s\", \"check\": \"not run\"}\n",
+                  workload, card.c_str(), selftest.c_str());
+      std::fflush(stdout);
+      return;
+    }
+  }
 
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> uniform(-1.f, 1.f);
   std::vector<float> av(static_cast<size_t>(n * n)), bv(static_cast<size_t>(n * n));
-  for (float& v : av) v = uniform(rng);
-  for (float& v : bv) v = uniform(rng);
+  // f16 operands: values exact in f16, so the host's float64 products are the kernel's.
+  auto draw = [&] { return f16 ? f16_to_f32(f32_to_f16(uniform(rng))) : uniform(rng); };
+  for (float& v : av) v = draw();
+  for (float& v : bv) v = draw();
   session.set_input("a", std::span<const float>(av));
-  session.set_input("b", std::span<const float>(bv));
+  if (weights16) {
+    session.set_parameter("b", std::span<const float>(bv));
+  } else {
+    session.set_input("b", std::span<const float>(bv));
+  }
   session.run();
   const std::vector<float> c = session.read_output(0);
 
@@ -65,16 +102,17 @@ void bench_f32(int64_t n) {
     const int64_t i = index(rng), j = index(rng);
     double exact = 0, scale = 0;
     for (int64_t k = 0; k < n; ++k) {
-      const double term = static_cast<double>(av[i * n + k]) * bv[k * n + j];
+      const double term = static_cast<double>(av[i * n + k]) * bv[weights16 ? j * n + k : k * n + j];
       exact += term;
       scale += std::abs(term);
     }
     worst = std::max(worst, std::abs(c[i * n + j] - exact) / scale);
   }
-  if (!(worst <= 1e-5)) {
-    std::printf("{\"workload\": \"gemm_f32\", \"value\": null, \"unit\": \"TFLOP/s\", \"card\": \"%s\", \"check\": "
-                "\"FAILED: sampled error %.3g (relative to sum |a_ik b_kj|)\"}\n",
-                card.c_str(), worst);
+  // Tensor cores add in f32 but not always rounded to nearest: a looser bound for them.
+  if (!(worst <= (f16 ? 1e-4 : 1e-5))) {
+    std::printf("{\"workload\": \"%s\", \"value\": null, \"unit\": \"TFLOP/s\", \"card\": \"%s\", \"selftest\": \"%s\", "
+                "\"check\": \"FAILED: sampled error %.3g (relative to sum |a_ik b_kj|)\"}\n",
+                workload, card.c_str(), selftest.c_str(), worst);
     return;
   }
   const bool on_cpu = gpu::Context::shared()->caps().is_cpu;
@@ -86,11 +124,11 @@ void bench_f32(int64_t n) {
   }
   std::sort(us.begin(), us.end());
   const double tflops = 2.0 * static_cast<double>(n) * n * n / (us[us.size() / 2] * 1e-6) / 1e12;
-  const double floor = fp32_peak_tflops(card);
-  std::printf("{\"workload\": \"gemm_f32\", \"value\": %.6g, \"unit\": \"TFLOP/s\", \"floor\": %s, \"card\": \"%s\", "
-              "\"check\": \"ok (%lld^3, 512 sampled entries, worst rel. error %.2g; GPU timestamps)\"}\n",
-              tflops, floor > 0 ? std::to_string(floor).c_str() : "null", card.c_str(), static_cast<long long>(n),
-              worst);
+  const double floor = f16 ? f16_dense_peak_tflops(card) : fp32_peak_tflops(card);
+  std::printf("{\"workload\": \"%s\", \"value\": %.6g, \"unit\": \"TFLOP/s\", \"floor\": %s, \"card\": \"%s\", "
+              "%s%s%s\"check\": \"ok (%lld^3, 512 sampled entries, worst rel. error %.2g; GPU timestamps)\"}\n",
+              workload, tflops, floor > 0 ? std::to_string(floor).c_str() : "null", card.c_str(),
+              f16 ? "\"selftest\": \"" : "", selftest.c_str(), f16 ? "\", " : "", static_cast<long long>(n), worst);
   std::fflush(stdout);
 }
 
@@ -171,6 +209,92 @@ void bench_gemv() {
   std::fflush(stdout);
 }
 
+// gemm_f16_variants: every form of the cooperative-matrix kernel against the scalar kernel on the
+// same device — transposes, ragged edges, batches, a fused bias + ReLU epilogue and f16 weights
+// (f32 activations rounded to f16) — as relative errors ‖coop − scalar‖ / ‖scalar‖.
+void bench_f16_variants() {
+  const std::string card = card_name();
+  const compile::DeviceCaps caps = gpu::Context::shared()->caps();
+  compile::DeviceCaps scalar_caps = caps;
+  scalar_caps.supports_cooperative_matrix = false;
+  struct Variant {
+    std::string name;
+    Graph graph;
+    DType weights = DType::f32;
+  };
+  std::vector<Variant> variants;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (auto [m, n, k, batch] : {std::array<int64_t, 4>{256, 384, 512, 1}, std::array<int64_t, 4>{130, 37, 21, 3}}) {
+        Graph g;
+        Tensor a = g.input("a", ta ? Shape{batch, k, m} : Shape{batch, m, k}, DType::f16);
+        Tensor b = g.input("b", tb ? Shape{batch, n, k} : Shape{batch, k, n}, DType::f16);
+        g.set_outputs({g.matmul(a, b, ta, tb)});
+        variants.push_back({std::to_string(batch) + "x" + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                                std::to_string(k) + (ta ? " ta" : "") + (tb ? " tb" : ""),
+                            std::move(g)});
+      }
+    }
+  }
+  for (auto [rows, in, out] : {std::array<int64_t, 3>{128, 576, 1536}, std::array<int64_t, 3>{70, 35, 90}}) {
+    Graph g;
+    Tensor x = g.input("x", {rows, in});
+    Tensor w = g.parameter("w", {out, in}, Init::normal(0.0, 0.05));
+    Tensor bias = g.parameter("bias", {out}, Init::normal(0.0, 0.5));
+    g.set_outputs({g.relu(g.matmul(x, w, false, true) + bias)});
+    variants.push_back({"linear+relu " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out) +
+                            ", f16 weights",
+                        std::move(g), DType::f16});
+  }
+  double worst = 0;
+  std::string detail, failures;
+  for (const Variant& variant : variants) {
+    SessionOptions options;
+    options.optimize = false;
+    options.weight_storage = variant.weights;
+    Session coop = runtime::build_session_for_caps(variant.graph, options, caps, false);
+    Session scalar = runtime::build_session_for_caps(variant.graph, options, scalar_caps, false);
+    bool took = false;
+    for (const compile::Kernel& kernel : coop.impl().plan.kernels) took |= kernel.cooperative_matrix;
+    if (!took) {
+      std::printf("{\"workload\": \"gemm_f16_variants\", \"value\": null, \"unit\": \"rel. error\", \"card\": \"%s\", "
+                  "\"note\": \"no cooperative-matrix kernel on this device\", \"selftest\": \"%s\", \"check\": \"not run\"}\n",
+                  card.c_str(), runtime::to_string(runtime::cooperative_self_test_result()).c_str());
+      return;
+    }
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+    for (int32_t id : variant.graph.inputs()) {
+      const Node& node = variant.graph.node(id);
+      std::vector<float> values(static_cast<size_t>(num_elements(node.shape)));
+      for (float& v : values) v = node.dtype == DType::f16 ? f16_to_f32(f32_to_f16(uniform(rng))) : uniform(rng);
+      coop.set_input(node.name, std::span<const float>(values));
+      scalar.set_input(node.name, std::span<const float>(values));
+    }
+    coop.run();
+    scalar.run();
+    const std::vector<float> got = coop.read_output(0), want = scalar.read_output(0);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      diff += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+      norm += static_cast<double>(want[i]) * want[i];
+    }
+    const double error = std::sqrt(diff / norm);
+    // f16 weights round the activations to f16 too: 1e-3 is that rounding; exact f16 operands: 1e-5.
+    const double limit = variant.weights == DType::f16 ? 2e-3 : 1e-5;
+    if (!(error <= limit)) failures += (failures.empty() ? "" : ", ") + variant.name + " " + std::to_string(error);
+    worst = std::max(worst, variant.weights == DType::f16 ? 0.0 : error);
+    char part[160];
+    std::snprintf(part, sizeof part, "%s%s %.2g", detail.empty() ? "" : "; ", variant.name.c_str(), error);
+    detail += part;
+  }
+  std::printf("{\"workload\": \"gemm_f16_variants\", \"value\": %.3g, \"unit\": \"rel. error\", \"card\": \"%s\", "
+              "\"selftest\": \"%s\", \"check\": \"%s\", \"note\": \"%s\"}\n",
+              worst, card.c_str(), runtime::to_string(runtime::cooperative_self_test_result()).c_str(),
+              failures.empty() ? "ok (every variant within its limit)" : ("FAILED: " + failures).c_str(), detail.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -185,13 +309,11 @@ int main(int argc, char** argv) {
   }
   if (names.empty()) names = {"gemm_f32", "gemm_f16"};
   try {
-    if (names.count("gemm_f32")) bench_f32(n);
+    if (names.count("gemm_f32")) bench_gemm(n, DType::f32);
     if (names.count("gemv_smollm2")) bench_gemv();
-    if (names.count("gemm_f16")) {
-      std::printf("{\"workload\": \"gemm_f16\", \"value\": null, \"unit\": \"TFLOP/s\", \"card\": \"%s\", "
-                  "\"note\": \"no cooperative-matrix kernel yet\", \"check\": \"not run\"}\n",
-                  card_name().c_str());
-    }
+    if (names.count("gemm_f16")) bench_gemm(n, DType::f16);
+    if (names.count("gemm_f16w")) bench_gemm(n, DType::f16, true);
+    if (names.count("gemm_f16_variants")) bench_f16_variants();
   } catch (const meganeura::Error& e) {
     std::fprintf(stderr, "bench_matmul: %s\n", e.what());
     return 1;

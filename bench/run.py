@@ -36,6 +36,8 @@ WORKLOADS = {
     "conv2d_sd_unet": "bench_conv",
     "smollm2_generate32": "bench_smollm2",
     "smollm2_decode_step": "bench_smollm2",
+    "smollm2_decode_step_f16w": "bench_smollm2",
+    "smollm2_decode_step_bf16w": "bench_smollm2",
     "smollm2_prefill128": "bench_smollm2",
     "smollm2_train_step": "bench_smollm2",
     "sd_unet_step": "bench_sd_unet",
@@ -138,6 +140,8 @@ def main():
         floor_text = f"{floor:.4g} {mine['unit']}" if floor else "-"
         card = (mine or {}).get("card", "")
         check_text = (mine or {}).get("check", notes.get(name, ""))
+        if mine and mine.get("selftest"):
+            check_text += f" / self-test {mine['selftest']}"
         their_text = fmt(other) if other else torch_note
         print(f"{name:<22} {fmt(mine) if mine else notes.get(name, '-'):>16} {their_text[:16]:>16} "
               f"{(f'{r:.2f}x' if r else '-'):>7} {floor_text:>14}  {card} / {check_text}")

@@ -4,6 +4,7 @@
 //
 //   build/bin/bench_smollm2 smollm2_generate32 smollm2_prefill128 smollm2_train_step
 //   build/bin/bench_smollm2 smollm2_memory2048   # device memory with the 2048-token cache (opt-in)
+//   build/bin/bench_smollm2 smollm2_decode_step_f16w smollm2_decode_step_bf16w   # 16-bit weights
 //
 // Checks before timing: the first generated token equals the argmax of the all-position prefill's
 // last row (the two graphs agree), and the training loss starts near ln(vocab) as random
@@ -132,11 +133,13 @@ void bench_memory_2048(const models::SmolLM2Checkpoint& checkpoint) {
   emit("smollm2_memory2048", ms, "ok (2048-token KV cache, f32 weights)", note);
 }
 
-// One decode step alone, with its dispatches, barriers and the kernels that take the time (the
-// breakdown PERF.md asks for).
-void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint) {
+// A decode session (64-position cache) with its inputs set for one step at position 6.
+Session decode_session(const models::SmolLM2Checkpoint& checkpoint, DType weight_storage) {
   const LlamaConfig& config = checkpoint.config();
-  Session session = build_inference_session(models::decoding_graph(config, 1, 64), {.timestamps = true});
+  SessionOptions options;
+  options.timestamps = true;
+  options.weight_storage = weight_storage;
+  Session session = build_inference_session(models::decoding_graph(config, 1, 64), options);
   checkpoint.upload(session);
   const std::vector<float> zeros(static_cast<size_t>(config.num_key_value_heads * 64 * config.head_dim), 0.0f);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
@@ -151,6 +154,37 @@ void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint) {
   session.set_input("sample_noise", std::vector<float>(static_cast<size_t>(config.vocab_size), 0.0f));
   session.set_input("top_k", std::span<const int32_t>(std::vector<int32_t>{0}));
   session.set_input("top_p", std::vector<float>{1.0f});
+  return session;
+}
+
+double relative_difference(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+// One decode step alone, with its dispatches, barriers and the kernels that take the time (the
+// breakdown PERF.md asks for). With 16-bit weights (smollm2_decode_step_f16w/_bf16w) the step's
+// logits are first checked against the f32-weight step's.
+void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint, DType weight_storage, const std::string& workload) {
+  Session session = decode_session(checkpoint, weight_storage);
+  std::string check = "ok (same graph as smollm2_generate32)";
+  if (weight_storage != DType::f32) {
+    Session f32 = decode_session(checkpoint, DType::f32);
+    f32.run();
+    session.run();
+    const double difference = relative_difference(session.read_output(1), f32.read_output(1));
+    const double limit = weight_storage == DType::f16 ? 1e-2 : 5e-2;
+    if (!(difference <= limit)) {
+      return emit_failed(workload, "logits differ from the f32-weight step by " + std::to_string(difference));
+    }
+    char text[160];
+    std::snprintf(text, sizeof text, "ok (logits within %.2g of the f32-weight step's; limit %.0g)", difference, limit);
+    check = text;
+  }
   const double ms = median_ms([&] {
     session.run();
     (void)session.read_output_i32(0);
@@ -164,11 +198,13 @@ void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint) {
   std::vector<std::pair<double, std::string>> top;
   for (const auto& [label, us] : by_label) top.push_back({us, label});
   std::sort(top.rbegin(), top.rend());
-  std::string note = std::to_string(session.dispatch_count()) + " dispatches, " + std::to_string(session.barrier_count()) +
+  std::string note = std::string(dtype_name(weight_storage)) + " weights, " +
+                     std::to_string(session.memory_summary().parameters >> 20) + " MiB of parameters; " +
+                     std::to_string(session.dispatch_count()) + " dispatches, " + std::to_string(session.barrier_count()) +
                      " barriers, GPU " + std::to_string(static_cast<int>(gpu_us)) + " us; top:";
   for (size_t i = 0; i < std::min<size_t>(5, top.size()); ++i)
     note += " " + top[i].second + " " + std::to_string(static_cast<int>(top[i].first)) + " us;";
-  emit("smollm2_decode_step", ms, "ok (same graph as smollm2_generate32)", note);
+  emit(workload, ms, check, note);
 }
 
 void bench_prefill(const models::SmolLM2Checkpoint& checkpoint) {
@@ -215,7 +251,9 @@ int main(int argc, char** argv) {
     const auto checkpoint = random_checkpoint(smollm2_135m());
     if (wanted.count("smollm2_generate32")) bench_generate(checkpoint);
     if (wanted.count("smollm2_memory2048")) bench_memory_2048(checkpoint);
-    if (wanted.count("smollm2_decode_step")) bench_decode_step(checkpoint);
+    if (wanted.count("smollm2_decode_step")) bench_decode_step(checkpoint, DType::f32, "smollm2_decode_step");
+    if (wanted.count("smollm2_decode_step_f16w")) bench_decode_step(checkpoint, DType::f16, "smollm2_decode_step_f16w");
+    if (wanted.count("smollm2_decode_step_bf16w")) bench_decode_step(checkpoint, DType::bf16, "smollm2_decode_step_bf16w");
     if (wanted.count("smollm2_prefill128")) bench_prefill(checkpoint);
     if (wanted.count("smollm2_train_step")) bench_train(checkpoint);
   } catch (const Error& e) {

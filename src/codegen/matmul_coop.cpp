@@ -184,8 +184,12 @@ std::string generate_cooperative_matmul(const Graph& graph, const compile::Kerne
        << "  uint lid = gl_LocalInvocationID.x;\n"
        << "  uint sub_row = gl_SubgroupID / " << u(Tiles::subgroup_columns) << ", sub_col = gl_SubgroupID % "
        << u(Tiles::subgroup_columns) << ";\n"
-       << "  F32_TILE acc[" << frag_rows * frag_cols << "];\n"
-       << "  for (uint t = 0u; t < " << u(frag_rows * frag_cols) << "; ++t) acc[t] = F32_TILE(0.0);\n";
+       ;
+  // Every loop over fragments is unrolled here, so the accumulators are plain variables the driver
+  // keeps in registers.
+  auto acc = [](uint32_t r, uint32_t c) { return "acc_" + std::to_string(r) + "_" + std::to_string(c); };
+  for (uint32_t r = 0; r < frag_rows; ++r)
+    for (uint32_t c = 0; c < frag_cols; ++c) text << "  F32_TILE " << acc(r, c) << " = F32_TILE(0.0);\n";
   for (const Operand* x : {&a, &b}) {
     if (x->packed) {
       text << "  uvec4 raw_" << x->name << "[" << x->octets_per_invocation() << "];\n";
@@ -194,6 +198,7 @@ std::string generate_cooperative_matmul(const Graph& graph, const compile::Kerne
            << x->octets_per_invocation() << "];\n";
     }
   }
+  text << "  uint a_row0 = sub_row * " << u(sub_rows) << ", b_col0 = sub_col * " << u(sub_cols) << ";\n";
   const uint32_t slices = static_cast<uint32_t>((k + Tiles::depth - 1) / Tiles::depth);
   text << fetch_slice(a, "0u") << fetch_slice(b, "0u") << store_slice(a, "0u") << store_slice(b, "0u")
        << "  barrier();\n"
@@ -203,56 +208,61 @@ std::string generate_cooperative_matmul(const Graph& graph, const compile::Kerne
        << "    if (more) {\n"
        << "      uint K0 = (s + 1u) * " << u(Tiles::depth) << ";\n"
        << fetch_slice(a, "K0") << fetch_slice(b, "K0") << "    }\n"
-       << "    for (uint kk = 0u; kk < " << u(Tiles::depth) << "; kk += 16u) {\n"
-       << "      F16_TILE fa[" << frag_rows << "];\n"
-       << "      F16_TILE fb[" << frag_cols << "];\n"
-       << "      for (uint r = 0u; r < " << u(frag_rows) << "; ++r) {\n"
-       << "        uint mr = sub_row * " << u(sub_rows) << " + r * 16u;\n"
-       << "        coopMatLoadNV(fa[r], tile_a, stage * " << u(a.words()) << " + "
-       << (ta ? "kk * " + u(a.stride()) + " + mr / 8u" : "mr * " + u(a.stride()) + " + kk / 8u") << ", " << u(a.stride())
-       << ", " << (ta ? "true" : "false") << ");\n"
-       << "      }\n"
-       << "      for (uint c = 0u; c < " << u(frag_cols) << "; ++c) {\n"
-       << "        uint nc = sub_col * " << u(sub_cols) << " + c * 16u;\n"
-       << "        coopMatLoadNV(fb[c], tile_b, stage * " << u(b.words()) << " + "
-       << (tb ? "nc * " + u(b.stride()) + " + kk / 8u" : "kk * " + u(b.stride()) + " + nc / 8u") << ", " << u(b.stride())
-       << ", " << (tb ? "true" : "false") << ");\n"
-       << "      }\n"
-       << "      for (uint r = 0u; r < " << u(frag_rows) << "; ++r)\n"
-       << "        for (uint c = 0u; c < " << u(frag_cols) << "; ++c)\n"
-       << "          acc[r * " << u(frag_cols) << " + c] = coopMatMulAddNV(fa[r], fb[c], acc[r * " << u(frag_cols)
-       << " + c]);\n"
-       << "    }\n"
-       << "    if (more) {\n"
+       << "    uint a_stage = stage * " << u(a.words()) << ", b_stage = stage * " << u(b.words()) << ";\n";
+  for (uint32_t kk = 0; kk < Tiles::depth; kk += 16) {
+    text << "    {\n";
+    for (uint32_t r = 0; r < frag_rows; ++r) {
+      const std::string mr = "(a_row0 + " + u(r * 16) + ")";
+      text << "      F16_TILE fa" << r << ";\n"
+           << "      coopMatLoadNV(fa" << r << ", tile_a, a_stage + "
+           << (ta ? u(kk * a.stride()) + " + " + mr + " / 8u" : mr + " * " + u(a.stride()) + " + " + u(kk / 8)) << ", "
+           << u(a.stride()) << ", " << (ta ? "true" : "false") << ");\n";
+    }
+    for (uint32_t c = 0; c < frag_cols; ++c) {
+      const std::string nc = "(b_col0 + " + u(c * 16) + ")";
+      text << "      F16_TILE fb" << c << ";\n"
+           << "      coopMatLoadNV(fb" << c << ", tile_b, b_stage + "
+           << (tb ? nc + " * " + u(b.stride()) + " + " + u(kk / 8) : u(kk * b.stride()) + " + " + nc + " / 8u") << ", "
+           << u(b.stride()) << ", " << (tb ? "true" : "false") << ");\n";
+    }
+    for (uint32_t r = 0; r < frag_rows; ++r)
+      for (uint32_t c = 0; c < frag_cols; ++c)
+        text << "      " << acc(r, c) << " = coopMatMulAddNV(fa" << r << ", fb" << c << ", " << acc(r, c) << ");\n";
+    text << "    }\n";
+  }
+  text << "    if (more) {\n"
        << store_slice(a, "(stage ^ 1u)") << store_slice(b, "(stage ^ 1u)") << "    }\n"
        << "    barrier();\n"
        << "  }\n"
        << "  uint scratch_base = gl_SubgroupID * 256u;\n"
-       << "  for (uint r = 0u; r < " << u(frag_rows) << "; ++r) {\n"
-       << "    for (uint c = 0u; c < " << u(frag_cols) << "; ++c) {\n"
-       << "      uint tile_row = row0 + sub_row * " << u(sub_rows) << " + r * 16u;\n"
-       << "      uint tile_col = col0 + sub_col * " << u(sub_cols) << " + c * 16u;\n"
-       << "      uint out_base = batch * " << u(m * n) << ";\n";
-  if (direct) {
-    text << "      if (tile_row + 16u <= M && tile_col + 16u <= N) {\n"
-         << "        coopMatStoreNV(acc[r * " << u(frag_cols) << " + c], result.data, out_base + tile_row * N + tile_col, N, false);\n"
-         << "        continue;\n"
-         << "      }\n";
+       << "  uint out_base = batch * " << u(m * n) << ";\n";
+  for (uint32_t r = 0; r < frag_rows; ++r) {
+    for (uint32_t c = 0; c < frag_cols; ++c) {
+      text << "  {\n"
+           << "    uint tile_row = row0 + a_row0 + " << u(r * 16) << ", tile_col = col0 + b_col0 + " << u(c * 16) << ";\n";
+      if (direct) {
+        text << "    if (tile_row + 16u <= M && tile_col + 16u <= N) {\n"
+             << "      coopMatStoreNV(" << acc(r, c) << ", result.data, out_base + tile_row * N + tile_col, N, false);\n"
+             << "    } else {\n";
+      } else {
+        text << "    {\n";
+      }
+      text << "      coopMatStoreNV(" << acc(r, c) << ", scratch, scratch_base, 16u, false);\n"
+           << "      subgroupMemoryBarrierShared();\n"
+           << "      subgroupBarrier();\n"
+           << "      for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {\n"
+           << "        uint row = tile_row + e / 16u, col = tile_col + e % 16u;\n"
+           << "        if (row < M && col < N) {\n"
+           << "          uint i = out_base + row * N + col;\n"
+           << "          result.data[i] = epilogue(i, product(i, scratch[scratch_base + e]));\n"
+           << "        }\n"
+           << "      }\n"
+           << "      subgroupBarrier();\n"
+           << "    }\n"
+           << "  }\n";
+    }
   }
-  text << "      coopMatStoreNV(acc[r * " << u(frag_cols) << " + c], scratch, scratch_base, 16u, false);\n"
-       << "      subgroupMemoryBarrierShared();\n"
-       << "      subgroupBarrier();\n"
-       << "      for (uint e = gl_SubgroupInvocationID; e < 256u; e += gl_SubgroupSize) {\n"
-       << "        uint row = tile_row + e / 16u, col = tile_col + e % 16u;\n"
-       << "        if (row < M && col < N) {\n"
-       << "          uint i = out_base + row * N + col;\n"
-       << "          result.data[i] = epilogue(i, product(i, scratch[scratch_base + e]));\n"
-       << "        }\n"
-       << "      }\n"
-       << "      subgroupBarrier();\n"
-       << "    }\n"
-       << "  }\n"
-       << "}\n";
+  text << "}\n";
   return text.str();
 }
 
