@@ -47,8 +47,12 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   const Shape a_batch(a_shape.begin(), a_shape.end() - 2);
   const Shape b_batch(b_shape.begin(), b_shape.end() - 2);
   const uint32_t local = kernel.local_size[0];
-  // Packed 16-bit weights with an even row length: each lane reads whole words, two weights at once.
-  const bool pairs = kernel.bindings[b_slot].element != compile::ElementStorage::bits32 && k % 2 == 0;
+  // Packed 16-bit weights: with rows a multiple of 8 long each lane reads 16 bytes (8 weights) at a
+  // time, as many bytes in flight per lane as the f32 form has per 4; with an even row length it
+  // reads whole words, two weights at once.
+  const compile::ElementStorage b_element = kernel.bindings[b_slot].element;
+  const bool octets = b_element != compile::ElementStorage::bits32 && k % 8 == 0;
+  const bool pairs = b_element != compile::ElementStorage::bits32 && k % 2 == 0 && !octets;
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
   std::ostringstream text;
   text << shader_header(graph, kernel) << math_helpers()
@@ -58,7 +62,10 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << "shared float partial[LOCAL];\n\n"
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
-       << (pairs ? pair_reader("load_b_pair", b_slot, kernel.bindings[b_slot].element) : "")
+       << (pairs ? pair_reader("load_b_pair", b_slot, b_element) : "")
+       << (octets ? "layout(std430, set = 0, binding = " + std::to_string(b_slot) +
+                        ") readonly buffer WideWeights { uvec4 data[]; } wide_b;\n" + word_unpacker("unpack_b", b_element)
+                  : "")
        << matmul_epilogue_functions(graph, kernel, writer)
        << "void main() {\n"
        << "  uint batch = gl_WorkGroupID.z;\n"
@@ -69,7 +76,15 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << "  uint col = gl_WorkGroupID.x * COLUMNS + lid / 32u;\n"
        << "  float sum = 0.0;\n"
        << "  if (col < N) {\n";
-  if (pairs) {
+  if (octets) {
+    text << "    uint row_octet = (b_base + col * K) / 8u;\n"
+         << "    for (uint p = lane; p < K / 8u; p += 32u) {\n"
+         << "      uvec4 w = wide_b.data[row_octet + p];\n"
+         << "      uint e = a_base + 8u * p;\n"
+         << "      sum += dot(unpack_b(w.x), vec2(load_a(e), load_a(e + 1u))) + dot(unpack_b(w.y), vec2(load_a(e + 2u), load_a(e + 3u))) +\n"
+         << "             dot(unpack_b(w.z), vec2(load_a(e + 4u), load_a(e + 5u))) + dot(unpack_b(w.w), vec2(load_a(e + 6u), load_a(e + 7u)));\n"
+         << "    }\n";
+  } else if (pairs) {
     text << "    uint row_word = (b_base + col * K) / 2u;\n"
          << "    for (uint p = lane; p < K / 2u; p += 32u) {\n"
          << "      vec2 w = load_b_pair(row_word + p);\n"

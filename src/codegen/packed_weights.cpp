@@ -33,4 +33,16 @@ std::string pair_reader(const std::string& name, size_t slot, compile::ElementSt
   throw Error("codegen: pair_reader needs a binding of packed 16-bit elements");
 }
 
+std::string word_unpacker(const std::string& name, compile::ElementStorage element) {
+  switch (element) {
+    case compile::ElementStorage::packed_f16:
+      return "vec2 " + name + "(uint w) { return unpackHalf2x16(w); }\n";
+    case compile::ElementStorage::packed_bf16:
+      return "vec2 " + name + "(uint w) { return vec2(uintBitsToFloat(w << 16u), uintBitsToFloat(w & 0xffff0000u)); }\n";
+    case compile::ElementStorage::bits32:
+      break;
+  }
+  throw Error("codegen: word_unpacker needs packed 16-bit elements");
+}
+
 }  // namespace meganeura::codegen

@@ -17,8 +17,9 @@ float round_to(float value, DType dtype) {
   return dtype == DType::f16 ? f16_to_f32(f32_to_f16(value)) : bf16_to_f32(f32_to_bf16(value));
 }
 
-// ids → embedding [vocab, width] → · w1ᵀ + b1 → relu → · w2ᵀ (w2's K is odd), plus a one-row
-// product through the GEMV; every weight matrix is read only by matmuls or the embedding.
+// ids → embedding [vocab, width] → · w1ᵀ + b1 → relu → · w2ᵀ, plus one-row products through the
+// GEMV whose weight rows are 45 (odd: single values), 34 (even: pairs) and 32 (16-byte loads) long;
+// every weight matrix is read only by matmuls or the embedding.
 Graph small_model(int64_t rows) {
   Graph g;
   Tensor ids = g.input("ids", {rows}, DType::i32);
@@ -26,9 +27,13 @@ Graph small_model(int64_t rows) {
   Tensor w1 = g.parameter("w1", {45, 32}, Init::normal(0.0, 0.3));
   Tensor b1 = g.parameter("b1", {45}, Init::normal(0.0, 0.3));
   Tensor w2 = g.parameter("w2", {20, 45}, Init::normal(0.0, 0.3));
-  Tensor row = g.input("row", {1, 45});
+  Tensor w3 = g.parameter("w3", {10, 34}, Init::normal(0.0, 0.3));
+  Tensor row45 = g.input("row45", {1, 45});
+  Tensor row34 = g.input("row34", {1, 34});
+  Tensor row32 = g.input("row32", {1, 32});
   Tensor h = g.relu(g.matmul(g.embedding(table, ids), w1, false, true) + b1);
-  g.set_outputs({g.matmul(h, w2, false, true), g.matmul(row, w2, false, true)});
+  g.set_outputs({g.matmul(h, w2, false, true), g.matmul(row45, w2, false, true), g.matmul(row34, w3, false, true),
+                 g.matmul(row32, w1, false, true)});
   return g;
 }
 
@@ -94,7 +99,7 @@ TEST_P(WeightStorage, MatchesTheReferenceOnTheRoundedWeights) {
   }
   // Matrices are packed, the bias is not; reading back gives the rounded values as f32.
   const auto packed = storage == DType::f16 ? compile::ElementStorage::packed_f16 : compile::ElementStorage::packed_bf16;
-  for (const std::string name : {"table", "w1", "w2"}) {
+  for (const std::string name : {"table", "w1", "w2", "w3"}) {
     EXPECT_EQ(run.plan.storage[run.plan.graph.find(name)].element, packed) << name;
     const std::vector<float>& original = weights.at(name);
     const std::vector<float>& back = run.parameters.at(name);
@@ -107,7 +112,7 @@ TEST_P(WeightStorage, MatchesTheReferenceOnTheRoundedWeights) {
   // Half the parameter bytes of the f32 session (the bias aside), and the same results within the
   // weights' rounding.
   const ModelRun reference_run = run_model(graph, DType::f32, feeds, weights);
-  const uint64_t matrix_elements = 50 * 32 + 45 * 32 + 20 * 45;  // all even: no half word left over
+  const uint64_t matrix_elements = 50 * 32 + 45 * 32 + 20 * 45 + 10 * 34;  // all even: no half word left over
   EXPECT_EQ(run.memory.parameters, matrix_elements * 2 + 45 * 4);
   EXPECT_EQ(reference_run.memory.parameters, (matrix_elements + 45) * 4);
   const double tolerance = storage == DType::f16 ? 5e-3 : 2e-2;
