@@ -41,6 +41,8 @@ WORKLOADS = {
     "smollm2_prefill128": "bench_smollm2",
     "smollm2_train_step": "bench_smollm2",
     "sd_unet_step": "bench_sd_unet",
+    "smolvlm2_ttft": "bench_smolvlm2",
+    "smolvlm2_decode_step": "bench_smolvlm2",
 }
 
 

@@ -169,6 +169,8 @@ def main(names):
     torch_smollm2.run(names, emit)
     import torch_sd_unet
     torch_sd_unet.run(names, emit)
+    import torch_smolvlm2
+    torch_smolvlm2.run(names, emit)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
 // `meganeura generate --model DIR|REPO_ID (--prompt TEXT | --ids 1,2,3) [--max-tokens N] [--ignore-eos]
 // [--save-logits FILE]`: streams the continuation as text and reports tokens/s on stderr. With --ids the
 // last line of stdout is the generated ids as a JSON array, and nothing follows it on either stream.
+// A SmolVLM model (its config.json has a vision_config) also answers about images: `--image FILE
+// --prompt TEXT`, or `--ids` holding the image tokens with `--pixel-values FILE` (safetensors
+// "pixel_values" [..., channels, height, width], already preprocessed).
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "meganeura/error.h"
 #include "meganeura/models/smollm2.h"
+#include "meganeura/models/smolvlm2.h"
 #include "meganeura/safetensors.h"
 #include "meganeura/tokenizer.h"
 
@@ -27,6 +34,8 @@ struct GenerateOptions {
   int64_t max_tokens = 32;
   bool ignore_eos = false;
   std::string save_logits;
+  std::string image;
+  std::string pixel_values;
   double temperature = 0.0;
   int64_t top_k = 0;
   double top_p = 1.0;
@@ -75,35 +84,7 @@ class TextStream {
   size_t printed_ = 0;
 };
 
-void run_generate(const GenerateOptions& options) {
-  if (options.prompt.empty() == options.ids.empty())
-    throw Error("generate: give exactly one of --prompt TEXT or --ids 1,2,3");
-  if (options.max_tokens < 0) throw Error("generate: --max-tokens must not be negative");
-  const auto checkpoint = meganeura::models::SmolLM2Checkpoint::open_or_download(options.model);
-  std::optional<meganeura::Tokenizer> tokenizer;
-  if (std::filesystem::exists(std::filesystem::path(checkpoint.directory()) / "tokenizer.json"))
-    tokenizer = meganeura::Tokenizer::load(checkpoint.directory());
-  else if (!options.prompt.empty())
-    throw Error("generate: --prompt needs tokenizer.json beside the model; pass --ids instead");
-
-  const std::vector<int32_t> prompt = options.ids.empty() ? tokenizer->encode(options.prompt) : parse_ids(options.ids);
-  if (prompt.empty()) throw Error("generate: the prompt encodes to no tokens");
-  const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(options.max_tokens, 1);
-  const int64_t limit = checkpoint.config().max_position_embeddings;
-  if (needed - 1 > limit)
-    throw Error("generate: " + std::to_string(prompt.size()) + " prompt tokens + " + std::to_string(options.max_tokens) +
-                " new ones exceed the model's " + std::to_string(limit) + " positions");
-  // A cache just large enough (rounded up, so nearby requests build the same shaders).
-  meganeura::models::Generator generator(checkpoint, std::min(limit, (needed + 63) / 64 * 64));
-
-  if (!options.save_logits.empty()) {
-    const std::vector<float> logits = generator.prompt_logits(prompt);
-    meganeura::save_safetensors(options.save_logits,
-                                {meganeura::tensor_view("logits", {static_cast<int64_t>(prompt.size()),
-                                                                   checkpoint.config().vocab_size},
-                                                        logits)});
-  }
-
+meganeura::models::SamplingOptions sampling_options(const GenerateOptions& options) {
   meganeura::models::SamplingOptions sampling;
   sampling.max_new_tokens = options.max_tokens;
   sampling.ignore_eos = options.ignore_eos;
@@ -111,16 +92,28 @@ void run_generate(const GenerateOptions& options) {
   sampling.top_k = options.top_k;
   sampling.top_p = options.top_p;
   sampling.seed = options.seed;
+  return sampling;
+}
+
+void save_logits(const std::string& path, const std::vector<float>& logits, size_t prompt_tokens, int64_t vocab) {
+  meganeura::save_safetensors(path, {meganeura::tensor_view("logits", {static_cast<int64_t>(prompt_tokens), vocab}, logits)});
+}
+
+// The shared tail of both models: the tokens as they come (text when there is a tokenizer), the
+// speed on stderr, the ids as JSON when the prompt was ids.
+template <typename Generate>
+void stream_generation(const GenerateOptions& options, const std::optional<meganeura::Tokenizer>& tokenizer,
+                       Generate&& generate) {
+  meganeura::models::SamplingOptions sampling = sampling_options(options);
   std::optional<TextStream> stream;
   if (tokenizer) stream.emplace(*tokenizer);
   sampling.on_token = [&](int32_t id) {
     if (stream) stream->push(id);
     return true;
   };
-  const std::vector<int32_t> generated = generator.generate(prompt, sampling);
+  const auto [generated, stats] = generate(sampling);
   if (stream) std::cout << "\n" << std::flush;
 
-  const auto& stats = generator.last_stats();
   const double decode_rate = stats.new_tokens > 1 ? static_cast<double>(stats.new_tokens - 1) / stats.decode_seconds : 0.0;
   std::cerr << std::fixed << std::setprecision(1) << "prompt: " << stats.prompt_tokens << " tokens in "
             << stats.prefill_seconds * 1e3 << " ms; generated " << stats.new_tokens << " tokens, decode "
@@ -129,9 +122,121 @@ void run_generate(const GenerateOptions& options) {
   if (!options.ids.empty()) std::cout << nlohmann::json(generated).dump() << "\n" << std::flush;
 }
 
+std::optional<meganeura::Tokenizer> load_tokenizer(const std::string& directory, const GenerateOptions& options) {
+  if (std::filesystem::exists(std::filesystem::path(directory) / "tokenizer.json"))
+    return meganeura::Tokenizer::load(directory);
+  if (!options.prompt.empty()) throw Error("generate: --prompt needs tokenizer.json beside the model; pass --ids instead");
+  return std::nullopt;
+}
+
+// A cache just large enough (rounded up, so nearby requests build the same shaders).
+int64_t cache_positions(size_t prompt_tokens, const GenerateOptions& options, int64_t limit) {
+  const int64_t needed = static_cast<int64_t>(prompt_tokens) + std::max<int64_t>(options.max_tokens, 1);
+  if (needed - 1 > limit)
+    throw Error("generate: " + std::to_string(prompt_tokens) + " prompt tokens + " + std::to_string(options.max_tokens) +
+                " new ones exceed the model's " + std::to_string(limit) + " positions");
+  return std::min(limit, (needed + 63) / 64 * 64);
+}
+
+void run_text_generate(const GenerateOptions& options, const meganeura::models::SmolLM2Checkpoint& checkpoint,
+                       const std::optional<meganeura::Tokenizer>& tokenizer) {
+  const std::vector<int32_t> prompt = options.ids.empty() ? tokenizer->encode(options.prompt) : parse_ids(options.ids);
+  if (prompt.empty()) throw Error("generate: the prompt encodes to no tokens");
+  meganeura::models::Generator generator(
+      checkpoint, cache_positions(prompt.size(), options, checkpoint.config().max_position_embeddings));
+  if (!options.save_logits.empty())
+    save_logits(options.save_logits, generator.prompt_logits(prompt), prompt.size(), checkpoint.config().vocab_size);
+  stream_generation(options, tokenizer, [&](const meganeura::models::SamplingOptions& sampling) {
+    std::vector<int32_t> generated = generator.generate(prompt, sampling);
+    return std::pair{std::move(generated), generator.last_stats()};
+  });
+}
+
+// pixel_values from a safetensors file: every leading dim counts images; all-zero (padding) images
+// are dropped as transformers does.
+std::vector<float> read_pixel_values(const std::string& path, const meganeura::models::SmolVlmConfig& config,
+                                     int64_t& images) {
+  const auto file = meganeura::SafeTensorsFile::open(path);
+  const auto& info = file.tensor("pixel_values");
+  const auto& v = config.vision;
+  const std::vector<int64_t> image_shape{v.num_channels, v.image_size, v.image_size};
+  const bool fits = info.shape.size() >= 4 && std::equal(image_shape.begin(), image_shape.end(), info.shape.end() - 3);
+  if (!fits)
+    throw Error("--pixel-values: " + path + " holds pixel_values of shape " + nlohmann::json(info.shape).dump() +
+                "; this model needs [..., " + std::to_string(v.num_channels) + ", " + std::to_string(v.image_size) + ", " +
+                std::to_string(v.image_size) + "]");
+  images = 1;
+  for (size_t d = 0; d + 3 < info.shape.size(); ++d) images *= info.shape[d];
+  return meganeura::models::drop_padding_images(file.to_f32("pixel_values"), images,
+                                                v.num_channels * v.image_size * v.image_size);
+}
+
+void run_vlm_generate(const GenerateOptions& options, const std::string& directory) {
+  const auto checkpoint = meganeura::models::SmolVlmCheckpoint::open(directory);
+  const auto& config = checkpoint.config();
+  const std::optional<meganeura::Tokenizer> tokenizer = load_tokenizer(checkpoint.directory(), options);
+  if (!options.image.empty())
+    throw Error("generate: --image needs the SmolVLM image processor, which this build does not have yet; "
+                "preprocess the image elsewhere and pass --pixel-values FILE with --ids");
+  if (options.pixel_values.empty()) {
+    // No image: the text model alone, as transformers runs it without pixel_values.
+    run_text_generate(options, checkpoint.text(), tokenizer);
+    return;
+  }
+  if (options.ids.empty()) throw Error("generate: --pixel-values goes with --ids (holding the image tokens)");
+  const std::vector<int32_t> prompt = parse_ids(options.ids);
+  int64_t images = 0;
+  const std::vector<float> pixels = read_pixel_values(options.pixel_values, config, images);
+  meganeura::models::VlmGenerator generator(
+      checkpoint, cache_positions(prompt.size(), options, config.text.max_position_embeddings));
+  if (!options.save_logits.empty())
+    save_logits(options.save_logits, generator.prompt_logits(prompt, pixels, images), prompt.size(),
+                config.text.vocab_size);
+  stream_generation(options, tokenizer, [&](const meganeura::models::SamplingOptions& sampling) {
+    std::vector<int32_t> generated = generator.generate(prompt, pixels, images, sampling);
+    return std::pair{std::move(generated), generator.last_stats()};
+  });
+}
+
+// The model's folder when it is local or a Hub snapshot once downloaded; empty for anything else,
+// which the SmolLM2 loader then reports.
+std::string resolve_model(const std::string& model) {
+  if (std::filesystem::exists(model))
+    return std::filesystem::is_directory(model) ? model : std::filesystem::path(model).parent_path().string();
+  if (model.find('/') == std::string::npos || model.front() == '.' || model.front() == '/') return {};
+  return meganeura::SafeTensorsModel::download(model).directory();
+}
+
+bool is_vlm(const std::string& directory) {
+  std::ifstream in(std::filesystem::path(directory) / "config.json", std::ios::binary);
+  if (!in) return false;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return meganeura::models::SmolVlmConfig::describes_vlm(text.str());
+}
+
+void run_generate(const GenerateOptions& options) {
+  if (options.prompt.empty() == options.ids.empty())
+    throw Error("generate: give exactly one of --prompt TEXT or --ids 1,2,3");
+  if (options.max_tokens < 0) throw Error("generate: --max-tokens must not be negative");
+  if (!options.image.empty() && options.prompt.empty()) throw Error("generate: --image goes with --prompt TEXT");
+  if (!options.pixel_values.empty() && options.ids.empty())
+    throw Error("generate: --pixel-values goes with --ids (holding the image tokens)");
+  const std::string directory = resolve_model(options.model);
+  if (!directory.empty() && is_vlm(directory)) {
+    run_vlm_generate(options, directory);
+    return;
+  }
+  if (!options.image.empty() || !options.pixel_values.empty())
+    throw Error("generate: --image and --pixel-values need a SmolVLM model (a config.json with a vision_config); \"" +
+                options.model + "\" is a text model");
+  const auto checkpoint = meganeura::models::SmolLM2Checkpoint::open_or_download(directory.empty() ? options.model : directory);
+  run_text_generate(options, checkpoint, load_tokenizer(checkpoint.directory(), options));
+}
+
 void setup_generate(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
-  auto* sub = app.add_subcommand("generate", "Generate text with a SmolLM2 (Llama) model on the GPU");
+  auto* sub = app.add_subcommand("generate", "Generate text with a SmolLM2 (Llama) or SmolVLM2 model on the GPU");
   sub->add_option("--model", options->model, "Model folder or Hugging Face repository id")->required();
   auto* prompt = sub->add_option("--prompt", options->prompt, "Prompt text (encoded with the model's tokenizer)");
   auto* ids = sub->add_option("--ids", options->ids, "Prompt token ids, such as 1,2,3; stdout ends with the new ids as JSON");
@@ -140,6 +245,9 @@ void setup_generate(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--ignore-eos", options->ignore_eos, "Never choose the end-of-sequence token (min_new_tokens)");
   sub->add_option("--save-logits", options->save_logits, "Write the prompt's logits [T, vocab] as safetensors 'logits'");
+  sub->add_option("--image", options->image, "Image (PNG or JPEG) the --prompt asks about (SmolVLM models)");
+  sub->add_option("--pixel-values", options->pixel_values,
+                  "Safetensors file of preprocessed 'pixel_values' for --ids holding image tokens (SmolVLM models)");
   sub->add_option("--temperature", options->temperature, "0: greedy; otherwise sample from softmax(logits / T)")
       ->capture_default_str();
   sub->add_option("--top-k", options->top_k, "Sample among the k most likely tokens (0: all)")->capture_default_str();

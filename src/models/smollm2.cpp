@@ -57,10 +57,15 @@ Tensor SmolLM2::forward(Graph& graph, Tensor ids) const {
 }
 
 Tensor SmolLM2::forward_cached(Graph& graph, Tensor ids, std::vector<nn::KvCache>& caches, Tensor offset) const {
+  return forward_cached_embeddings(graph, embed_tokens.forward(graph, ids), caches, offset);
+}
+
+Tensor SmolLM2::forward_cached_embeddings(Graph& graph, Tensor embeddings, std::vector<nn::KvCache>& caches,
+                                          Tensor offset) const {
   if (caches.size() != layers.size())
     throw Error("SmolLM2::forward_cached: " + std::to_string(caches.size()) + " KV caches given for " +
                 std::to_string(layers.size()) + " layers; pass one per layer");
-  Tensor h = embed_tokens.forward(graph, ids);
+  Tensor h = embeddings;
   for (size_t i = 0; i < layers.size(); ++i) h = layers[i].forward_cached(graph, h, caches[i], offset);
   return norm.forward(graph, h);
 }
@@ -96,7 +101,8 @@ std::vector<int32_t> next_token_labels(std::span<const int32_t> ids, int64_t bat
   return labels;
 }
 
-Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_positions, bool all_logits) {
+Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_positions, bool all_logits,
+                     const TokenEmbedder& embed) {
   check_length("decoding_graph", 1, length);
   if (max_positions < length)
     throw Error("decoding_graph: a KV cache of " + std::to_string(max_positions) + " positions cannot hold " +
@@ -118,7 +124,8 @@ Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_posi
   const Tensor top_p = graph.input("top_p", {1});
   const Tensor sample_noise = graph.input("sample_noise", {config.vocab_size});
 
-  const Tensor hidden = model.forward_cached(graph, ids, caches, offset);
+  const Tensor hidden = embed ? model.forward_cached_embeddings(graph, embed(graph, model, ids), caches, offset)
+                              : model.forward_cached(graph, ids, caches, offset);
   // Row `last` is gathered like an embedding lookup, so padded prompts (length buckets) pick the
   // real last position without a graph per prompt length.
   Tensor logits, chosen_row;

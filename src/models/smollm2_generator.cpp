@@ -73,9 +73,13 @@ struct Generator::Impl {
 
   // Runs the prompt through a bucket's session from position 0; returns it for reading outputs.
   Session& run_prefill(std::span<const int32_t> prompt, bool all_logits) {
+    return run_prefill(prefill_session(prefill_bucket(static_cast<int64_t>(prompt.size()), max_positions), all_logits),
+                       prompt);
+  }
+
+  Session& run_prefill(Session& session, std::span<const int32_t> prompt) {
     const int64_t length = static_cast<int64_t>(prompt.size());
     const int64_t bucket = prefill_bucket(length, max_positions);
-    Session& session = prefill_session(bucket, all_logits);
     const int32_t vocab = static_cast<int32_t>(checkpoint->config().vocab_size);
     std::vector<int32_t> padded(static_cast<size_t>(bucket), 0);
     for (size_t i = 0; i < prompt.size(); ++i) {
@@ -115,15 +119,36 @@ uint64_t Generator::device_memory() const {
 }
 const GenerationStats& Generator::last_stats() const { return impl_->stats; }
 
+Session Generator::build_prefill(const Graph& graph) const { return impl_->build(graph, &impl_->decode); }
+
 std::vector<float> Generator::prompt_logits(std::span<const int32_t> prompt) {
   if (prompt.empty()) throw Error("Generator::prompt_logits: the prompt is empty");
-  Session& session = impl_->run_prefill(prompt, /*all_logits=*/true);
+  return prompt_logits(impl_->prefill_session(prefill_bucket(static_cast<int64_t>(prompt.size()), impl_->max_positions),
+                                              /*all_logits=*/true),
+                       prompt);
+}
+
+std::vector<float> Generator::prompt_logits(Session& prefill, std::span<const int32_t> prompt) {
+  if (prompt.empty()) throw Error("Generator::prompt_logits: the prompt is empty");
+  Session& session = impl_->run_prefill(prefill, prompt);
   std::vector<float> logits = session.read_output(1);
-  logits.resize(prompt.size() * static_cast<size_t>(impl_->checkpoint->config().vocab_size));
+  const size_t wanted = prompt.size() * static_cast<size_t>(impl_->checkpoint->config().vocab_size);
+  if (logits.size() < wanted)
+    throw Error("Generator::prompt_logits: the prefill session gives one row of logits; build its graph with all_logits");
+  logits.resize(wanted);
   return logits;
 }
 
 std::vector<int32_t> Generator::generate(std::span<const int32_t> prompt, const SamplingOptions& options) {
+  return generate_on(nullptr, prompt, options);
+}
+
+std::vector<int32_t> Generator::generate(Session& prefill, std::span<const int32_t> prompt, const SamplingOptions& options) {
+  return generate_on(&prefill, prompt, options);
+}
+
+std::vector<int32_t> Generator::generate_on(Session* custom_prefill, std::span<const int32_t> prompt,
+                                            const SamplingOptions& options) {
   Impl& impl = *impl_;
   const LlamaConfig& config = impl.checkpoint->config();
   const int64_t length = static_cast<int64_t>(prompt.size());
@@ -192,9 +217,10 @@ std::vector<int32_t> Generator::generate(std::span<const int32_t> prompt, const 
   };
 
   auto start = std::chrono::steady_clock::now();
-  const int64_t bucket = prefill_bucket(length, impl.max_positions);
-  prepare(impl.prefill_session(bucket, false));
-  Session& prefill = impl.run_prefill(prompt, false);
+  Session& prefill_session =
+      custom_prefill ? *custom_prefill : impl.prefill_session(prefill_bucket(length, impl.max_positions), false);
+  prepare(prefill_session);
+  Session& prefill = impl.run_prefill(prefill_session, prompt);
   const int32_t first = choose(prefill);
   impl.stats.prefill_seconds = seconds_since(start);
   impl.stats.new_tokens = 1;

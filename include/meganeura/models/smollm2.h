@@ -73,6 +73,9 @@ struct SmolLM2 {
   // ids [B, S] at positions [offset, offset + S); one cache per layer, replaced by its written
   // version (make them graph outputs). Returns the final hidden states [B, S, hidden] after the norm.
   Tensor forward_cached(Graph& graph, Tensor ids, std::vector<nn::KvCache>& caches, Tensor offset) const;
+  // The same from the first layer's input [B, S, hidden] (embeddings another model prepared).
+  Tensor forward_cached_embeddings(Graph& graph, Tensor embeddings, std::vector<nn::KvCache>& caches,
+                                   Tensor offset) const;
   // Normalised hidden states [..., hidden] → logits [..., vocab].
   Tensor lm_head(Graph& graph, Tensor hidden) const;
 
@@ -106,7 +109,13 @@ std::vector<int32_t> next_token_labels(std::span<const int32_t> ids, int64_t bat
 // outputs {next_token i32 [1] = argmax(s + top_k_top_p_mask(s, top_k, top_p) + sample_noise),
 // logits f32 [1, vocab] of row `last` (or [1, length, vocab] with all_logits), then the written
 // caches k, v of every layer}.
-Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_positions, bool all_logits = false);
+//
+// `embed` turns input_ids into the first layer's input [1, length, hidden] (empty: the token
+// embeddings); a prompt that is more than tokens (a vision-language model's image features) adds
+// its own inputs and parameters there.
+using TokenEmbedder = std::function<Tensor(Graph& graph, const SmolLM2& model, Tensor ids)>;
+Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_positions, bool all_logits = false,
+                     const TokenEmbedder& embed = {});
 
 // ---- checkpoints ------------------------------------------------------------------------------
 
@@ -175,6 +184,14 @@ class Generator {
   std::vector<int32_t> generate(std::span<const int32_t> prompt, const SamplingOptions& options = {});
   // Logits of every prompt position, [T, vocab] row-major.
   std::vector<float> prompt_logits(std::span<const int32_t> prompt);
+
+  // Prompts that need more than ids (a vision-language model's image features) prefill on a session
+  // of the caller's decoding_graph (with a TokenEmbedder) of prefill_bucket(prompt size) positions
+  // (all_logits for prompt_logits). build_prefill shares this generator's weights with it and sets
+  // the inputs generation manages; the caller uploads its own parameters and sets its own inputs.
+  Session build_prefill(const Graph& graph) const;
+  std::vector<int32_t> generate(Session& prefill, std::span<const int32_t> prompt, const SamplingOptions& options = {});
+  std::vector<float> prompt_logits(Session& prefill, std::span<const int32_t> prompt);
   const GenerationStats& last_stats() const;
   int64_t max_positions() const;
   size_t prefill_sessions_built() const;
@@ -185,6 +202,8 @@ class Generator {
   uint64_t device_memory() const;
 
  private:
+  std::vector<int32_t> generate_on(Session* custom_prefill, std::span<const int32_t> prompt,
+                                   const SamplingOptions& options);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
