@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "meganeura/device.h"
 #include "meganeura/distributed.h"
 #include "meganeura/error.h"
 #include "meganeura/models/smollm2.h"
@@ -67,6 +68,10 @@ void run_bench(const BenchOptions& options) {
   std::unique_ptr<distributed::MpiReducer> mpi;
   if (distributed::launched_by_mpi()) mpi = std::make_unique<distributed::MpiReducer>();
   const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->world_size() : 1;
+  // Each rank says which GPU it runs on, so a run shows whether the ranks really have one each.
+  for (const DeviceInfo& device : list_devices()) {
+    if (device.preferred) std::fprintf(stderr, "rank %d: device %u, %s\n", rank, device.index, device.name.c_str());
+  }
   const models::LlamaConfig config = smollm2_135m(options.layers);
   Session session = build_session(models::training_graph(config, options.batch, options.length),
                                   {.seed = 1, .optimizer = OptimizerSpec::adamw(1e-4)});
