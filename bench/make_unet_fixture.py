@@ -6,7 +6,9 @@ independent PyTorch UNet of sd_unet_torch.py.
     python3 bench/make_unet_fixture.py tests/unet/data      # needs torch (Debian: python3-torch)
 
 Files: tiny_unet_config.json, tiny_unet.safetensors (F32 weights), tiny_unet_reference.safetensors
-(sample [2, 4, 8, 8], timesteps [2], encoder_hidden_states [2, 5, 16], output [2, 4, 8, 8]).
+(sample [2, 4, 8, 8], timesteps [2], encoder_hidden_states [2, 5, 16], output [2, 4, 8, 8]); and the
+same three for tiny_unet_variant, which turns on the options SD 1.5 leaves off (linear projections as in
+SD 2, two transformer layers per block, freq_shift 1, sin before cos, other channel counts).
 """
 import json
 import os
@@ -38,6 +40,21 @@ CONFIG = {
     "sample_size": 8,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
 }
+
+VARIANT = dict(CONFIG, **{
+    "attention_head_dim": 2,
+    "block_out_channels": [16, 32, 32],
+    "cross_attention_dim": 12,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "flip_sin_to_cos": False,
+    "freq_shift": 1,
+    "in_channels": 3,
+    "out_channels": 2,
+    "norm_num_groups": 4,
+    "transformer_layers_per_block": 2,
+    "use_linear_projection": True,
+})
 
 
 def write_safetensors(path, tensors):
@@ -71,29 +88,34 @@ def randomize(model, generator):
                 p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64) / fan_in ** 0.5)
 
 
-def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/unet/data"
-    generator = torch.Generator().manual_seed(13)
-    model = sd_unet_torch.UNet2DConditionModel(CONFIG).double().eval()
+def write_fixture(out_dir, stem, config, sample_shape, context_shape, seed):
+    generator = torch.Generator().manual_seed(seed)
+    model = sd_unet_torch.UNet2DConditionModel(config).double().eval()
     randomize(model, generator)
     # Round the weights to f32 first so the golden output is exactly what the f32 weights give.
     weights = {k: v.float() for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.double() for k, v in weights.items()})
 
-    sample = torch.randn(2, 4, 8, 8, generator=generator, dtype=torch.float64).float()
+    sample = torch.randn(*sample_shape, generator=generator, dtype=torch.float64).float()
     timesteps = torch.tensor([981.0, 17.0])
-    context = torch.randn(2, 5, 16, generator=generator, dtype=torch.float64).float()
+    context = torch.randn(*context_shape, generator=generator, dtype=torch.float64).float()
     with torch.no_grad():
         output = model(sample.double(), timesteps.double(), context.double())
 
-    with open(os.path.join(out_dir, "tiny_unet_config.json"), "w") as f:
-        json.dump(CONFIG, f, indent=2)
+    with open(os.path.join(out_dir, stem + "_config.json"), "w") as f:
+        json.dump(config, f, indent=2)
         f.write("\n")
-    write_safetensors(os.path.join(out_dir, "tiny_unet.safetensors"), weights)
-    write_safetensors(os.path.join(out_dir, "tiny_unet_reference.safetensors"), {
+    write_safetensors(os.path.join(out_dir, stem + ".safetensors"), weights)
+    write_safetensors(os.path.join(out_dir, stem + "_reference.safetensors"), {
         "sample": sample, "timesteps": timesteps, "encoder_hidden_states": context, "output": output.float()})
-    print(f"{len(weights)} tensors, {sum(v.numel() for v in weights.values())} parameters; "
+    print(f"{stem}: {len(weights)} tensors, {sum(v.numel() for v in weights.values())} parameters; "
           f"output rms {output.pow(2).mean().sqrt().item():.4f}")
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/unet/data"
+    write_fixture(out_dir, "tiny_unet", CONFIG, (2, 4, 8, 8), (2, 5, 16), 13)
+    write_fixture(out_dir, "tiny_unet_variant", VARIANT, (2, 3, 8, 12), (2, 3, 12), 14)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-// The tiny UNet of tests/unet/data (cross-attention and plain blocks, written by
-// bench/make_unet_fixture.py) against the golden output of the independent PyTorch UNet: on the GPU
-// (lavapipe in CI) and in the CPU reference interpreter. Then a training sanity check: a few SGD
+// The tiny UNets of tests/unet/data (written by bench/make_unet_fixture.py) against the golden outputs
+// of the independent PyTorch UNet, on the GPU (lavapipe in CI) and in the CPU reference interpreter:
+// tiny_unet has SD 1.5's options with cross-attention and plain blocks; tiny_unet_variant turns on
+// the others (linear projections, two transformer layers, freq_shift, sin first, a non-square latent). Then a training sanity check: a few SGD
 // steps on an MSE loss lower it.
 #include <gtest/gtest.h>
 
@@ -18,10 +19,14 @@ namespace {
 const std::string kData = std::string(MEGANEURA_SOURCE_DIR) + "/tests/unet/data/";
 
 struct Golden {
+  explicit Golden(const std::string& stem = "tiny_unet")
+      : config(UNetConfig::load(kData + stem + "_config.json")),
+        weights(SafeTensorsFile::open(kData + stem + ".safetensors")),
+        reference(SafeTensorsFile::open(kData + stem + "_reference.safetensors")) {}
+
   UNetConfig config;
-  SafeTensorsFile weights = SafeTensorsFile::open(kData + "tiny_unet.safetensors");
-  SafeTensorsFile reference = SafeTensorsFile::open(kData + "tiny_unet_reference.safetensors");
-  Golden() : config(UNetConfig::load(kData + "tiny_unet_config.json")) {}
+  SafeTensorsFile weights;
+  SafeTensorsFile reference;
 
   const Shape& shape(const std::string& name) const { return reference.tensor(name).shape; }
   Graph graph() const {
@@ -39,11 +44,13 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
   return std::sqrt(diff / norm);
 }
 
-TEST(SdUnetForward, TinyConfigMatchesPyTorchOnTheGpu) {
-  const Golden golden;
+class SdUnetGolden : public testing::TestWithParam<std::string> {};
+
+TEST_P(SdUnetGolden, MatchesPyTorchOnTheGpu) {
+  const Golden golden(GetParam());
   const Graph graph = golden.graph();
   Session session = build_inference_session(graph);
-  session.load_parameters(kData + "tiny_unet.safetensors");
+  session.load_parameters(kData + GetParam() + ".safetensors");
   for (const char* name : {"sample", "timesteps", "encoder_hidden_states"})
     session.set_input(name, golden.reference.to_f32(name));
   session.run();
@@ -55,8 +62,8 @@ TEST(SdUnetForward, TinyConfigMatchesPyTorchOnTheGpu) {
   EXPECT_LE(error, 1e-4);
 }
 
-TEST(SdUnetForward, TinyConfigMatchesPyTorchInTheReferenceInterpreter) {
-  const Golden golden;
+TEST_P(SdUnetGolden, MatchesPyTorchInTheReferenceInterpreter) {
+  const Golden golden(GetParam());
   const Graph graph = golden.graph();
   reference::Feeds feeds;
   auto feed = [&](const std::string& name, const std::vector<float>& values) {
@@ -74,6 +81,8 @@ TEST(SdUnetForward, TinyConfigMatchesPyTorchInTheReferenceInterpreter) {
   RecordProperty("relative_error", std::to_string(error));
   EXPECT_LE(error, 1e-5);
 }
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SdUnetGolden, testing::Values("tiny_unet", "tiny_unet_variant"));
 
 TEST(SdUnetForward, TimestepEmbeddingFollowsDiffusersFormula) {
   Graph graph;
