@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -135,14 +136,44 @@ SmolVlmConfig SmolVlmConfig::from_json(std::string_view json_text, const std::st
   return config;
 }
 
+namespace {
+
+std::optional<std::string> read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// generate() stops at generation_config.json's eos_token_id (SmolVLM2's <end_of_utterance>), which
+// the text config may lack.
+void read_generation_eos(const std::filesystem::path& file, LlamaConfig& text) {
+  const std::optional<std::string> content = read_file(file);
+  if (!content) return;
+  const json root = json::parse(*content, nullptr, /*allow_exceptions=*/false);
+  if (!root.is_object()) throw Error(file.string() + ": not a JSON object; fix or remove the file");
+  const json* eos = find(root, "eos_token_id");
+  if (!eos) return;
+  std::vector<int32_t> ids;
+  for (const json& id : eos->is_array() ? *eos : json::array({*eos})) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= text.vocab_size)
+      fail(file.string(), "eos_token_id", "must hold token ids below the vocab_size, got " + eos->dump());
+    ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  text.eos_token_ids = ids;
+}
+
+}  // namespace
+
 SmolVlmConfig SmolVlmConfig::load(const std::string& path) {
   std::filesystem::path file = path;
   if (std::filesystem::is_directory(file)) file /= "config.json";
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error("cannot read " + file.string() + "; pass a model folder holding config.json or the file itself");
-  std::ostringstream content;
-  content << in.rdbuf();
-  return from_json(content.str(), file.string());
+  const std::optional<std::string> content = read_file(file);
+  if (!content) throw Error("cannot read " + file.string() + "; pass a model folder holding config.json or the file itself");
+  SmolVlmConfig config = from_json(*content, file.string());
+  read_generation_eos(file.parent_path() / "generation_config.json", config.text);
+  return config;
 }
 
 }  // namespace meganeura::models

@@ -97,6 +97,16 @@ TEST(SmolVlmConfig, ErrorsNameTheField) {
   EXPECT_THROW((void)SmolVlmConfig::load(kFixture + "/no-such-folder"), Error);
 }
 
+TEST(SmolVlmConfig, GenerationConfigGivesTheStopTokens) {
+  TempDir dir;
+  std::filesystem::copy_file(kFixture + "/config.json", dir / "config.json");
+  EXPECT_EQ(SmolVlmConfig::load(dir.path().string()).text.eos_token_ids, (std::vector<int32_t>{2}));  // text_config's
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [2, 7], "pad_token_id": 0})";
+  EXPECT_EQ(SmolVlmConfig::load(dir.path().string()).text.eos_token_ids, (std::vector<int32_t>{2, 7}));
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": 9999})";
+  EXPECT_THROW((void)SmolVlmConfig::load(dir.path().string()), Error);  // beyond the vocabulary
+}
+
 TEST(SmolVlmMerge, ImageTokensTakeFeaturesInOrder) {
   const SmolVlmConfig config = SmolVlmConfig::load(kFixture);
   const std::vector<int32_t> ids{1, 5, 3, 3, 3, 3, 9, 3, 3, 3, 3, 7};

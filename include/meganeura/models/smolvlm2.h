@@ -60,7 +60,9 @@ struct SmolVlmConfig {
   int64_t image_tokens() const;
 
   static SmolVlmConfig from_json(std::string_view json_text, const std::string& label = "config.json");
-  static SmolVlmConfig load(const std::string& path);  // config.json, or a folder holding one
+  // config.json, or a folder holding one; eos_token_id from generation_config.json beside it
+  // when that file gives one (generation stops there, as transformers' generate does).
+  static SmolVlmConfig load(const std::string& path);
   // Whether a config.json text describes a SmolVLM model ("model_type" "smolvlm" or idefics3, or a
   // "vision_config"); false for anything else, unreadable text included.
   static bool describes_vlm(std::string_view json_text);
