@@ -54,7 +54,7 @@ std::vector<uint8_t> encode_png(const Image& image);
 // image processor configs).
 enum class ResampleFilter { nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3, box = 4, hamming = 5 };
 
-// "lanczos", ...; from_resample_code throws Error for a number outside 0..5.
+// "lanczos", ...; resample_filter_from_code throws Error for a number outside 0..5.
 std::string resample_filter_name(ResampleFilter filter);
 ResampleFilter resample_filter_from_code(int64_t code);
 
