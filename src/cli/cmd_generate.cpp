@@ -2,7 +2,8 @@
 // [--save-logits FILE]`: streams the continuation as text and reports tokens/s on stderr. With --ids the
 // last line of stdout is the generated ids as a JSON array, and nothing follows it on either stream.
 // A SmolVLM model (its config.json has a vision_config) also answers about images: `--image FILE
-// --prompt TEXT`, or `--ids` holding the image tokens with `--pixel-values FILE` (safetensors
+// --prompt TEXT` (the prompt becomes a chat turn about the image, through the model's processor
+// configs), or `--ids` holding the image tokens with `--pixel-values FILE` (safetensors
 // "pixel_values" [..., channels, height, width], already preprocessed).
 #include <algorithm>
 #include <filesystem>
@@ -18,8 +19,10 @@
 
 #include "cli/command.h"
 #include "meganeura/error.h"
+#include "meganeura/image.h"
 #include "meganeura/models/smollm2.h"
 #include "meganeura/models/smolvlm2.h"
+#include "meganeura/models/smolvlm2_processor.h"
 #include "meganeura/safetensors.h"
 #include "meganeura/tokenizer.h"
 
@@ -171,22 +174,47 @@ std::vector<float> read_pixel_values(const std::string& path, const meganeura::m
                                                 v.num_channels * v.image_size * v.image_size);
 }
 
+// --image and --prompt through the model's processor: the chat turn with the image's tokens
+// expanded, and the image's tiles as pixel values.
+std::vector<int32_t> process_image(const GenerateOptions& options, const meganeura::models::SmolVlmCheckpoint& checkpoint,
+                                   const meganeura::Tokenizer& tokenizer, std::vector<float>& pixels, int64_t& images) {
+  const auto processor = meganeura::models::SmolVlmProcessor::from_directory(checkpoint.directory());
+  const meganeura::models::ProcessedImages processed = processor.preprocess(meganeura::read_image(options.image));
+  const auto& v = checkpoint.config().vision;
+  if (processed.height != v.image_size || processed.width != v.image_size)
+    throw Error("generate: the processor makes " + std::to_string(processed.height) + "x" + std::to_string(processed.width) +
+                " tiles but the vision encoder takes " + std::to_string(v.image_size) + "x" + std::to_string(v.image_size) +
+                "; preprocessor_config.json's max_image_size must match vision_config.image_size");
+  // One image never has padded pixels; a mask with zeros would need masked vision attention.
+  if (std::find(processed.pixel_attention_mask.begin(), processed.pixel_attention_mask.end(), 0) !=
+      processed.pixel_attention_mask.end())
+    throw Error("generate: the processed image has padded pixels, which the vision encoder does not mask; "
+                "preprocess without padding");
+  pixels = processed.values;
+  images = processed.tiles;
+  const std::string text =
+      processor.expand_prompt(processor.chat_prompt(options.prompt, /*with_image=*/true), processed.rows, processed.cols);
+  return tokenizer.encode(text);
+}
+
 void run_vlm_generate(const GenerateOptions& options, const std::string& directory) {
   const auto checkpoint = meganeura::models::SmolVlmCheckpoint::open(directory);
   const auto& config = checkpoint.config();
   const std::optional<meganeura::Tokenizer> tokenizer = load_tokenizer(checkpoint.directory(), options);
-  if (!options.image.empty())
-    throw Error("generate: --image needs the SmolVLM image processor, which this build does not have yet; "
-                "preprocess the image elsewhere and pass --pixel-values FILE with --ids");
-  if (options.pixel_values.empty()) {
+  if (options.pixel_values.empty() && options.image.empty()) {
     // No image: the text model alone, as transformers runs it without pixel_values.
     run_text_generate(options, checkpoint.text(), tokenizer);
     return;
   }
-  if (options.ids.empty()) throw Error("generate: --pixel-values goes with --ids (holding the image tokens)");
-  const std::vector<int32_t> prompt = parse_ids(options.ids);
+  std::vector<int32_t> prompt;
+  std::vector<float> pixels;
   int64_t images = 0;
-  const std::vector<float> pixels = read_pixel_values(options.pixel_values, config, images);
+  if (!options.image.empty()) {
+    prompt = process_image(options, checkpoint, *tokenizer, pixels, images);
+  } else {
+    prompt = parse_ids(options.ids);
+    pixels = read_pixel_values(options.pixel_values, config, images);
+  }
   meganeura::models::VlmGenerator generator(
       checkpoint, cache_positions(prompt.size(), options, config.text.max_position_embeddings));
   if (!options.save_logits.empty())
