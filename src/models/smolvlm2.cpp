@@ -89,15 +89,24 @@ Tensor SmolVlmVision::encode(Graph& graph, Tensor pixel_values) const {
 }
 
 Tensor SmolVlmVision::forward(Graph& graph, Tensor pixel_values) const {
-  const Tensor encoded = encode(graph, pixel_values);
-  const int64_t images = encoded.dim(0);
-  const int64_t side = config.vision.patches_per_side(), s = config.scale_factor, d = config.vision.hidden_size;
-  // Pixel shuffle as transformers does it: output token (i, j) of the (side/s)² grid holds the s×s
-  // block of patches (i·s + r, j·s + q), channels ordered (r, q, feature).
+  const Tensor shuffled = pixel_shuffle(graph, encode(graph, pixel_values), config.scale_factor);
+  return modality_projection.forward(graph, graph.reshape(shuffled, {-1, shuffled.dim(-1)}));
+}
+
+Tensor pixel_shuffle(Graph& graph, Tensor encoded, int64_t scale) {
+  const int64_t patches = encoded.rank() == 3 ? encoded.dim(1) : 0;
+  int64_t side = 0;
+  while (side * side < patches) ++side;
+  if (encoded.rank() != 3 || side * side != patches || scale <= 0 || side % scale != 0)
+    throw Error("pixel_shuffle: expects [images, side², dim] with side a multiple of the scale " + std::to_string(scale) +
+                "; got " + (encoded.rank() == 3 ? std::to_string(patches) + " patches" : "a tensor of rank " +
+                                                                                              std::to_string(encoded.rank())));
+  const int64_t images = encoded.dim(0), d = encoded.dim(2), s = scale;
+  // Output token (i, j) of the (side/s)² grid holds the s×s block of patches (i·s + r, j·s + q),
+  // channels ordered (r, q, feature): transformers' two view/permute rounds in one permute.
   Tensor grid = graph.reshape(encoded, {images, side / s, s, side / s, s, d});
   grid = graph.permute(grid, {0, 1, 3, 2, 4, 5});
-  const Tensor shuffled = graph.reshape(grid, {images * config.image_tokens(), s * s * d});
-  return modality_projection.forward(graph, shuffled);
+  return graph.reshape(grid, {images, (side / s) * (side / s), s * s * d});
 }
 
 Graph image_features_graph(const SmolVlmConfig& config, int64_t images) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "meganeura/models/smolvlm2.h"
+#include "meganeura/reference.h"
 #include "meganeura/safetensors.h"
 #include "support/temp_dir.h"
 
@@ -115,6 +116,44 @@ TEST(SmolVlmMerge, ImageTokensTakeFeaturesInOrder) {
   EXPECT_EQ(index, want);
   EXPECT_THROW((void)image_merge_index(config, ids, 1, 16), Error);  // 8 image tokens, one image gives 4
   EXPECT_THROW((void)image_merge_index(config, ids, 2, 8), Error);   // longer than the graph
+}
+
+// Materialises a permutation of a row-major array, as torch's .permute(...).reshape(...) does.
+std::vector<double> permuted(const std::vector<double>& data, const std::vector<int64_t>& shape,
+                             const std::vector<size_t>& order) {
+  std::vector<int64_t> out_shape, strides(shape.size(), 1);
+  for (size_t d = shape.size() - 1; d > 0; --d) strides[d - 1] = strides[d] * shape[d];
+  for (size_t axis : order) out_shape.push_back(shape[axis]);
+  std::vector<double> out(data.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    int64_t rest = static_cast<int64_t>(i), source = 0;
+    for (size_t d = out_shape.size(); d-- > 0;) {
+      source += (rest % out_shape[d]) * strides[order[d]];
+      rest /= out_shape[d];
+    }
+    out[i] = data[static_cast<size_t>(source)];
+  }
+  return out;
+}
+
+TEST(SmolVlmConnector, PixelShuffleFollowsTransformersViewsAndPermutes) {
+  const int64_t images = 2, side = 8, dim = 3;
+  for (int64_t s : {2, 4}) {
+    Graph graph;
+    const Tensor x = graph.input("x", {images, side * side, dim});
+    const Tensor y = pixel_shuffle(graph, x, s);
+    EXPECT_EQ(y.shape(), (Shape{images, side * side / (s * s), s * s * dim}));
+    graph.set_outputs({y});
+    std::vector<double> values(static_cast<size_t>(images * side * side * dim));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>((i * 7919) % 1009);  // distinct
+    const auto got = reference::run(graph, {{"x", values}})[static_cast<size_t>(y.id)];
+    // transformers: view(b, h, w/s, d·s) → permute(0, 2, 1, 3) → reshape(b, w/s, h/s, d·s²) → permute(0, 2, 1, 3).
+    const std::vector<double> first = permuted(values, {images, side, side / s, dim * s}, {0, 2, 1, 3});
+    const std::vector<double> want = permuted(first, {images, side / s, side / s, dim * s * s}, {0, 2, 1, 3});
+    EXPECT_EQ(got, want) << "scale " << s;
+  }
+  Graph graph;
+  EXPECT_THROW((void)pixel_shuffle(graph, graph.input("odd", {1, 36, 3}), 4), Error);  // 6 patches a side
 }
 
 TEST(SmolVlmMerge, AllZeroImagesAreDropped) {

@@ -93,6 +93,10 @@ struct SmolVlmVision {
   nn::Linear modality_projection;
 };
 
+// transformers' SmolVLM connector pixel shuffle: [images, side², dim] (patches row-major) →
+// [images, (side/scale)², scale²·dim], each token the scale × scale block of patches under it.
+Tensor pixel_shuffle(Graph& graph, Tensor encoded, int64_t scale);
+
 // ---- graphs ------------------------------------------------------------------------------------
 
 // inputs "pixel_values" f32 [images, channels, image_size, image_size]; outputs {features
