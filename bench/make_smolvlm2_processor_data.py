@@ -12,6 +12,8 @@ templates); no network. Writes into OUT_DIR:
       decoded/<image>                 the image as Pillow decodes it, uint8 [H, W] or [H, W, C]
       <set>/<image>/pixel_values      float32 [tiles, 3, H, W] from SmolVLMImageProcessor
       <set>/<image>/pixel_attention_mask  uint8 [tiles, H, W] (sets with do_pad)
+      resize/<image>/<filter>/<W>x<H>  uint8, Pillow's Image.resize of resize_inputs/<image>.png
+  resize_inputs/     random images for the resize checks (every Pillow filter, down and up)
   expected.json      rows/cols per case, expanded prompts, chat prompts, library versions
 """
 
@@ -103,6 +105,30 @@ def make_images(folder):
     return files
 
 
+RESIZE_TARGETS = [(15, 19), (52, 41), (45, 13), (15, 13)]  # from 45x38: 3:1 and 2:1 cuts, up, one axis
+RESIZE_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+def make_resize_cases(folder, tensors):
+    """Pillow's resize with every filter, so resampling is checked apart from the processor."""
+    rng = np.random.default_rng(77)
+    os.makedirs(folder, exist_ok=True)
+    inputs = {"rgb": Image.fromarray(rng.integers(0, 256, size=(38, 45, 3), dtype=np.uint8), "RGB"),
+              "rgba": Image.fromarray(rng.integers(0, 256, size=(38, 45, 4), dtype=np.uint8), "RGBA")}
+    cases = []
+    for name, image in inputs.items():
+        image.save(os.path.join(folder, f"{name}.png"))
+        for code, filter_name in RESIZE_FILTERS.items():
+            if name == "rgba" and filter_name not in ("lanczos", "nearest"):
+                continue
+            for width, height in RESIZE_TARGETS:
+                key = f"resize/{name}/{filter_name}/{width}x{height}"
+                tensors[key] = np.ascontiguousarray(np.array(image.resize((width, height), resample=code)))
+                cases.append({"image": f"{name}.png", "filter": code, "width": width, "height": height,
+                              "tensor": key})
+    return cases
+
+
 def render_chat(template, user_text, with_image):
     import jinja2
 
@@ -121,6 +147,7 @@ def main():
 
     tensors = {}
     cases = []
+    resize_cases = make_resize_cases(os.path.join(out, "resize_inputs"), tensors)
     for image_name, file_name in image_files.items():
         with Image.open(os.path.join(out, "images", file_name)) as opened:
             tensors[f"decoded/{image_name}"] = np.ascontiguousarray(np.array(opened))
@@ -173,7 +200,7 @@ def main():
 
     save_file(tensors, os.path.join(out, "expected.safetensors"))
     with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump({"images": image_files, "cases": cases, "chat": chat,
+        json.dump({"images": image_files, "cases": cases, "chat": chat, "resize": resize_cases,
                    "chat_template": template,
                    "versions": {"transformers": transformers.__version__, "pillow": PIL.__version__,
                                 "numpy": np.__version__}}, f, indent=1)

@@ -36,7 +36,9 @@ double hamming_weight(double x) {
   if (x == 0.0) return 1.0;
   if (x >= 1.0) return 0.0;
   x *= std::numbers::pi;
-  return std::sin(x) / x * (0.54 + 0.46 * std::cos(x));
+  // The reference takes the window's constants in single precision; so must we, to round alike.
+  constexpr double a = static_cast<double>(0.54f), b = static_cast<double>(0.46f);
+  return std::sin(x) / x * (a + b * std::cos(x));
 }
 
 // Keys' cubic convolution with a = -0.5.
