@@ -28,7 +28,12 @@ from safetensors.numpy import save_file
 
 import transformers
 from transformers import SmolVLMImageProcessor
-from transformers.models.smolvlm import processing_smolvlm
+
+try:
+    from transformers.models.smolvlm import processing_smolvlm
+except ImportError as error:  # older releases, or a missing optional video dependency
+    print(f"processing_smolvlm unavailable ({error}); using Idefics3's identical prompt layout")
+    from transformers.models.idefics3 import processing_idefics3 as processing_smolvlm
 
 PROMPT_TEXTS = [
     "<image>Describe this image.",
@@ -143,6 +148,7 @@ def main():
         sys.exit(__doc__)
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    print(f"transformers {transformers.__version__}, Pillow {PIL.__version__}, numpy {np.__version__}")
     image_files = make_images(os.path.join(out, "images"))
 
     tensors = {}
@@ -179,9 +185,9 @@ def main():
             cols = int(result["cols"][0][0])
             prompts = []
             for text in PROMPT_TEXTS:
+                # Positional: the last parameter's name differs between SmolVLM and Idefics3.
                 image_prompt = processing_smolvlm.get_image_prompt_string(
-                    rows, cols, spec["image_seq_len"], fake_token_around_image="<fake_token_around_image>",
-                    image_token="<image>", global_image_token="<global-img>")
+                    rows, cols, spec["image_seq_len"], "<fake_token_around_image>", "<image>", "<global-img>")
                 parts = text.split("<image>")
                 prompts.append({"text": text, "expanded": parts[0] + image_prompt + parts[1]})
             cases.append({"set": set_name, "image": image_name, "rows": rows, "cols": cols,
