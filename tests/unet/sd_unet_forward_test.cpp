@@ -115,7 +115,7 @@ TEST(SdUnetForward, SgdStepsLowerAnMseLoss) {
   graph.set_outputs({graph.mse_loss(unet.forward(graph, sample, timesteps, context), target)});
 
   Session session = build_session(graph, {.seed = 5});
-  session.set_optimizer(OptimizerSpec::sgd(0.05));
+  session.set_optimizer(OptimizerSpec::sgd(0.03));
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
   auto random = [&](size_t n) {
@@ -128,7 +128,7 @@ TEST(SdUnetForward, SgdStepsLowerAnMseLoss) {
   session.set_input("encoder_hidden_states", random(48));
   session.set_input("target", random(256));
   std::vector<float> losses;
-  for (int step = 0; step < 6; ++step) {
+  for (int step = 0; step < 4; ++step) {  // each read gives the loss before that step's update
     session.step();
     losses.push_back(session.read_loss());
   }
