@@ -389,7 +389,10 @@ Graph NnEGraph::to_graph(const egraph::Term& term) const {
   for (size_t r = 0; r < term.roots.size(); ++r) {
     Tensor t = out.tensor(id_of[term.roots[r]]);
     const Node& original = source_.node(source_.outputs()[r]);
-    if (!original.name.empty() && t.node().name.empty() && !out.contains(original.name)) {
+    if (!original.name.empty() && !out.contains(original.name)) {
+      // Outputs proved equal (two parameters with one gradient) share a node; each keeps its name
+      // through an alias, as differentiate() gives them.
+      if (!t.node().name.empty()) t = out.reshape(t, t.shape());
       out.set_name(t, original.name);
     }
     outputs.push_back(t);
