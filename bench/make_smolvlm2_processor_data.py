@@ -27,7 +27,12 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 import transformers
-from transformers import SmolVLMImageProcessor
+# transformers 5 makes the torchvision backend the default, which replaces LANCZOS by BICUBIC unless
+# torchvision >= 0.27; the Pillow backend resizes as the published processors always have.
+try:
+    from transformers import SmolVLMImageProcessorPil as SmolVLMImageProcessor
+except ImportError:
+    from transformers import SmolVLMImageProcessor
 
 try:
     from transformers.models.smolvlm import processing_smolvlm
@@ -104,6 +109,14 @@ def make_images(folder):
     Image.fromarray(rgba, "RGBA").save(os.path.join(folder, "rgba_50x36.png"))
     files["rgba_50x36"] = "rgba_50x36.png"
 
+    # A palette PNG with transparency: transformers keeps its indices while resizing.
+    indices = (pattern(44, 70, 1)[:, :, 0] // 16).astype(np.uint8)  # 16 colours
+    palette_image = Image.fromarray(indices, "P")
+    palette_image.putpalette(rng.integers(0, 256, size=16 * 3, dtype=np.uint8).tolist())
+    alpha = bytes(int(a) for a in rng.integers(0, 256, size=16))
+    palette_image.save(os.path.join(folder, "palette_70x44.png"), transparency=alpha)
+    files["palette_70x44"] = "palette_70x44.png"
+
     for name in files.values():
         size = os.path.getsize(os.path.join(folder, name))
         assert size < 60_000, f"{name} is {size} bytes"
@@ -153,10 +166,15 @@ def main():
 
     tensors = {}
     cases = []
+    palette_images = []
     resize_cases = make_resize_cases(os.path.join(out, "resize_inputs"), tensors)
     for image_name, file_name in image_files.items():
         with Image.open(os.path.join(out, "images", file_name)) as opened:
-            tensors[f"decoded/{image_name}"] = np.ascontiguousarray(np.array(opened))
+            # Palette images as Pillow expands them (with the tRNS alpha), as the decoder does.
+            decoded = opened.convert("RGBA") if opened.mode == "P" else opened
+            tensors[f"decoded/{image_name}"] = np.ascontiguousarray(np.array(decoded))
+            if opened.mode == "P":
+                palette_images.append(image_name)
 
     for set_name, spec in PARAMETER_SETS.items():
         processor = SmolVLMImageProcessor(**spec["image"])
@@ -206,7 +224,7 @@ def main():
 
     save_file(tensors, os.path.join(out, "expected.safetensors"))
     with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump({"images": image_files, "cases": cases, "chat": chat, "resize": resize_cases,
+        json.dump({"images": image_files, "palette_images": palette_images, "cases": cases, "chat": chat, "resize": resize_cases,
                    "chat_template": template,
                    "versions": {"transformers": transformers.__version__, "pillow": PIL.__version__,
                                 "numpy": np.__version__}}, f, indent=1)

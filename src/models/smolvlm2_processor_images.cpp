@@ -20,13 +20,15 @@ int64_t ceil_div_as_float(int64_t a, int64_t b) {
 }
 
 // transformers hands single-channel arrays to Pillow as palette images, which Pillow always
-// resizes with nearest.
+// resizes with nearest; palette images keep their indices until the RGB conversion, so they too
+// are resized with nearest.
 Image resize_like_processor(const Image& image, int64_t height, int64_t width, ResampleFilter filter) {
   if (height < 1 || width < 1)
     throw Error("SmolVlmProcessor: a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
                 " image would be resized to " + std::to_string(width) + "x" + std::to_string(height) +
                 "; its aspect ratio is too extreme");
-  return resize(image, width, height, image.channels == 1 ? ResampleFilter::nearest : filter);
+  bool indexed = image.channels == 1 || image.from_palette;
+  return resize(image, width, height, indexed ? ResampleFilter::nearest : filter);
 }
 
 // Both sides up to multiples of the tile side, the aspect ratio followed as transformers does.
@@ -42,6 +44,18 @@ std::array<int64_t, 2> tile_multiple_size(int64_t height, int64_t width, int64_t
     width = ceil_div_as_float(width, tile) * tile;
   }
   return {height, width};
+}
+
+// transformers converts palette images through the palette alone, so the colours come out opaque
+// whatever the palette's transparency.
+Image palette_colours(const Image& image) {
+  if (image.channels == 3) return image;
+  Image rgb{image.width, image.height, 3, {}};
+  rgb.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
+  const size_t channels = static_cast<size_t>(image.channels);
+  for (size_t p = 0; p < static_cast<size_t>(image.width * image.height); ++p)
+    for (size_t c = 0; c < 3; ++c) rgb.pixels[p * 3 + c] = image.pixels[p * channels + (channels >= 3 ? c : 0)];
+  return rgb;
 }
 
 }  // namespace
@@ -113,7 +127,7 @@ ProcessedImages SmolVlmProcessor::preprocess(const Image& input) const {
     frames.push_back(resize_like_processor(image, tile, tile, c.resample));
   }
   if (c.do_convert_rgb)
-    for (Image& frame : frames) frame = to_rgb(frame);
+    for (Image& frame : frames) frame = frame.from_palette ? palette_colours(frame) : to_rgb(frame);
 
   // Padding to the largest frame (every frame has one tile's size with this processor's settings).
   out.tiles = static_cast<int64_t>(frames.size());

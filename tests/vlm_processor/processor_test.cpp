@@ -194,6 +194,26 @@ TEST(SmolVlmProcessor, GrayImagesResizeWithNearestAndBecomeRgb) {
   expect_tile_is(out, out.tiles - 1, meganeura::to_rgb(expected), config);
 }
 
+// Palette PNGs keep their indices through transformers' resizing (so nearest) and come out as the
+// palette's opaque colours.
+TEST(SmolVlmProcessor, PaletteImagesResizeWithNearestAndDropTransparency) {
+  SmolVlmProcessorConfig config;
+  config.longest_edge = 48;
+  config.max_image_size = 48;
+  SmolVlmProcessor processor(config);
+  Image palette = random_image(30, 20, 4, 14);
+  palette.from_palette = true;
+  auto out = processor.preprocess(palette);
+  ASSERT_EQ(out.tiles, 1);
+  using meganeura::ResampleFilter;
+  Image resized = meganeura::resize(meganeura::resize(palette, 48, 32, ResampleFilter::nearest), 48, 48,
+                                    ResampleFilter::nearest);
+  Image opaque{48, 48, 3, {}};
+  for (size_t p = 0; p < 48 * 48; ++p)
+    for (size_t c = 0; c < 3; ++c) opaque.pixels.push_back(resized.pixels[p * 4 + c]);
+  expect_tile_is(out, 0, opaque, config);
+}
+
 TEST(SmolVlmProcessor, RejectsImagesItCannotTake) {
   SmolVlmProcessorConfig config;
   config.do_convert_rgb = false;

@@ -15,8 +15,9 @@
 // (aspect kept, the other side rounded up to even); split: resize up to multiples of
 // max_image_size.longest_edge, cut into rows × cols tiles, then add the whole image resized to one
 // tile; no split: one square tile; convert to RGB (alpha over white); rescale; normalise; pad.
-// Resizing is Pillow's, bit for bit (see meganeura/image.h); single-channel images are resized with
-// nearest, as transformers does (it hands them to Pillow as palette images).
+// Resizing is Pillow's, bit for bit (see meganeura/image.h). As in transformers, single-channel
+// images and palette PNGs (Image::from_palette) are resized with nearest (Pillow resizes palette
+// images so), and a palette's transparency is dropped.
 #pragma once
 
 #include <array>
