@@ -109,7 +109,7 @@ def make_images(folder):
     Image.fromarray(rgba, "RGBA").save(os.path.join(folder, "rgba_50x36.png"))
     files["rgba_50x36"] = "rgba_50x36.png"
 
-    # A palette PNG with transparency: transformers keeps its indices while resizing.
+    # A palette PNG with transparency (tRNS).
     indices = (pattern(44, 70, 1)[:, :, 0] // 16).astype(np.uint8)  # 16 colours
     palette_image = Image.fromarray(indices, "P")
     palette_image.putpalette(rng.integers(0, 256, size=16 * 3, dtype=np.uint8).tolist())
@@ -166,15 +166,12 @@ def main():
 
     tensors = {}
     cases = []
-    palette_images = []
     resize_cases = make_resize_cases(os.path.join(out, "resize_inputs"), tensors)
     for image_name, file_name in image_files.items():
         with Image.open(os.path.join(out, "images", file_name)) as opened:
             # Palette images as Pillow expands them (with the tRNS alpha), as the decoder does.
             decoded = opened.convert("RGBA") if opened.mode == "P" else opened
             tensors[f"decoded/{image_name}"] = np.ascontiguousarray(np.array(decoded))
-            if opened.mode == "P":
-                palette_images.append(image_name)
 
     for set_name, spec in PARAMETER_SETS.items():
         processor = SmolVLMImageProcessor(**spec["image"])
@@ -224,7 +221,7 @@ def main():
 
     save_file(tensors, os.path.join(out, "expected.safetensors"))
     with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump({"images": image_files, "palette_images": palette_images, "cases": cases, "chat": chat, "resize": resize_cases,
+        json.dump({"images": image_files, "cases": cases, "chat": chat, "resize": resize_cases,
                    "chat_template": template,
                    "versions": {"transformers": transformers.__version__, "pillow": PIL.__version__,
                                 "numpy": np.__version__}}, f, indent=1)

@@ -29,9 +29,6 @@ struct Image {
   int64_t height = 0;
   int64_t channels = 0;
   std::vector<uint8_t> pixels;  // height * width * channels bytes, row-major HWC
-  // Decoded from a palette (indexed-colour) PNG. Pillow-based pipelines treat such images apart
-  // (transformers resizes their indices with nearest and drops the palette's transparency).
-  bool from_palette = false;
 
   uint8_t& at(int64_t row, int64_t column, int64_t channel) {
     return pixels[static_cast<size_t>((row * width + column) * channels + channel)];

@@ -38,7 +38,6 @@ Image crop(const Image& image, int64_t x, int64_t y, int64_t width, int64_t heig
                 std::to_string(x) + ", " + std::to_string(y) + ") does not lie inside the " +
                 std::to_string(image.width) + "x" + std::to_string(image.height) + " image");
   Image out{width, height, image.channels, {}};
-  out.from_palette = image.from_palette;
   out.pixels.resize(static_cast<size_t>(width * height * image.channels));
   const size_t row_bytes = static_cast<size_t>(width * image.channels);
   for (int64_t row = 0; row < height; ++row)
@@ -51,7 +50,6 @@ Image to_rgb(const Image& image) {
   check_consistent(image, "to_rgb");
   if (image.channels == 3) return image;
   Image out{image.width, image.height, 3, {}};
-  out.from_palette = image.from_palette;
   out.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
   const size_t pixels = static_cast<size_t>(image.width * image.height);
   const size_t channels = static_cast<size_t>(image.channels);

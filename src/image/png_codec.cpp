@@ -67,7 +67,6 @@ bool run_decode(PngDecodeState& state) {
   state.image.width = width;
   state.image.height = height;
   state.image.channels = channels;
-  state.image.from_palette = color_type == PNG_COLOR_TYPE_PALETTE;
   state.image.pixels.resize(row_bytes * height);
   state.rows.resize(height);
   for (png_uint_32 y = 0; y < height; ++y) state.rows[y] = state.image.pixels.data() + y * row_bytes;

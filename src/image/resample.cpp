@@ -255,19 +255,13 @@ Image resize(const Image& image, int64_t width, int64_t height, ResampleFilter f
                 std::to_string(image.width) + "x" + std::to_string(image.height) + "x" +
                 std::to_string(image.channels));
   if (width == image.width && height == image.height) return image;
-  Image out;
-  if (filter == ResampleFilter::nearest) {
-    out = resize_nearest(image, width, height);
-  } else {
-    const Filter f = filter_of(filter);
-    bool has_alpha = image.channels == 2 || image.channels == 4;
-    out = has_alpha ? premultiply(image) : image;
-    if (width != out.width) out = resample_axis(out, width, f, /*horizontal=*/true);
-    if (height != out.height) out = resample_axis(out, height, f, /*horizontal=*/false);
-    if (has_alpha) out = unpremultiply(std::move(out));
-  }
-  out.from_palette = image.from_palette;
-  return out;
+  if (filter == ResampleFilter::nearest) return resize_nearest(image, width, height);
+  const Filter f = filter_of(filter);
+  bool has_alpha = image.channels == 2 || image.channels == 4;
+  Image current = has_alpha ? premultiply(image) : image;
+  if (width != current.width) current = resample_axis(current, width, f, /*horizontal=*/true);
+  if (height != current.height) current = resample_axis(current, height, f, /*horizontal=*/false);
+  return has_alpha ? unpremultiply(std::move(current)) : current;
 }
 
 }  // namespace meganeura

@@ -1,4 +1,4 @@
-// SmolVLM2 image preprocessing: resize, split into tiles plus a global view, RGB, rescale,
+// SmolVLM2 image preprocessing: RGB, resize, split into tiles plus a global view, rescale,
 // normalise, pad. Sizes follow transformers' arithmetic (Python floats and int() truncation), so
 // the same images come out tile for tile.
 #include <algorithm>
@@ -19,16 +19,24 @@ int64_t ceil_div_as_float(int64_t a, int64_t b) {
   return static_cast<int64_t>(std::ceil(static_cast<double>(a) / static_cast<double>(b)));
 }
 
-// transformers hands single-channel arrays to Pillow as palette images, which Pillow always
-// resizes with nearest; palette images keep their indices until the RGB conversion, so they too
-// are resized with nearest.
 Image resize_like_processor(const Image& image, int64_t height, int64_t width, ResampleFilter filter) {
   if (height < 1 || width < 1)
     throw Error("SmolVlmProcessor: a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
                 " image would be resized to " + std::to_string(width) + "x" + std::to_string(height) +
                 "; its aspect ratio is too extreme");
-  bool indexed = image.channels == 1 || image.from_palette;
-  return resize(image, width, height, indexed ? ResampleFilter::nearest : filter);
+  return resize(image, width, height, filter);
+}
+
+// Pillow's convert("RGB"), which transformers applies before anything else: gray is repeated and
+// alpha is dropped (not composited), so transparent pixels keep their stored colour.
+Image rgb_as_pillow_converts(const Image& image) {
+  if (image.channels == 3) return image;
+  Image rgb{image.width, image.height, 3, {}};
+  rgb.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
+  const size_t channels = static_cast<size_t>(image.channels);
+  for (size_t p = 0; p < static_cast<size_t>(image.width * image.height); ++p)
+    for (size_t c = 0; c < 3; ++c) rgb.pixels[p * 3 + c] = image.pixels[p * channels + (channels >= 3 ? c : 0)];
+  return rgb;
 }
 
 // Both sides up to multiples of the tile side, the aspect ratio followed as transformers does.
@@ -44,18 +52,6 @@ std::array<int64_t, 2> tile_multiple_size(int64_t height, int64_t width, int64_t
     width = ceil_div_as_float(width, tile) * tile;
   }
   return {height, width};
-}
-
-// transformers converts palette images through the palette alone, so the colours come out opaque
-// whatever the palette's transparency.
-Image palette_colours(const Image& image) {
-  if (image.channels == 3) return image;
-  Image rgb{image.width, image.height, 3, {}};
-  rgb.pixels.resize(static_cast<size_t>(image.width * image.height * 3));
-  const size_t channels = static_cast<size_t>(image.channels);
-  for (size_t p = 0; p < static_cast<size_t>(image.width * image.height); ++p)
-    for (size_t c = 0; c < 3; ++c) rgb.pixels[p * 3 + c] = image.pixels[p * channels + (channels >= 3 ? c : 0)];
-  return rgb;
 }
 
 }  // namespace
@@ -99,7 +95,7 @@ ProcessedImages SmolVlmProcessor::preprocess(const Image& input) const {
     throw Error("SmolVlmProcessor::preprocess: do_convert_rgb is false but the image has " +
                 std::to_string(input.channels) + " channels; the model takes RGB");
 
-  Image image = input;
+  Image image = c.do_convert_rgb ? rgb_as_pillow_converts(input) : input;
   if (c.do_resize) {
     auto [h, w] = smolvlm_resize_size(image.height, image.width, c.longest_edge);
     image = resize_like_processor(image, h, w, c.resample);
@@ -126,8 +122,6 @@ ProcessedImages SmolVlmProcessor::preprocess(const Image& input) const {
   } else {
     frames.push_back(resize_like_processor(image, tile, tile, c.resample));
   }
-  if (c.do_convert_rgb)
-    for (Image& frame : frames) frame = frame.from_palette ? palette_colours(frame) : to_rgb(frame);
 
   // Padding to the largest frame (every frame has one tile's size with this processor's settings).
   out.tiles = static_cast<int64_t>(frames.size());
@@ -160,7 +154,7 @@ ProcessedImages SmolVlmProcessor::preprocess(const Image& input) const {
       float* dst = &out.values[(t * 3 + static_cast<size_t>(ch)) * plane];
       for (int64_t y = 0; y < frame.height; ++y)
         for (int64_t x = 0; x < frame.width; ++x)
-          dst[static_cast<size_t>(y * out.width + x)] = level[frame.at(y, x, frame.channels == 3 ? ch : 0)];
+          dst[static_cast<size_t>(y * out.width + x)] = level[frame.at(y, x, ch)];
     }
     if (c.do_pad)
       for (int64_t y = 0; y < frame.height; ++y)

@@ -179,39 +179,34 @@ TEST(SmolVlmProcessor, WithoutSplittingOneSquareTile) {
   expect_tile_is(out, 0, expected, config);
 }
 
-// transformers gives one-channel images to Pillow as palette images, which resize with nearest;
-// the result is gray repeated over R, G and B.
-TEST(SmolVlmProcessor, GrayImagesResizeWithNearestAndBecomeRgb) {
+// Gray is repeated over R, G and B and alpha dropped before any resizing (Pillow's
+// convert("RGB"), which transformers applies first); the RGB image is then resized as usual.
+TEST(SmolVlmProcessor, GrayAndAlphaBecomeRgbBeforeResizing) {
   SmolVlmProcessorConfig config;
   config.longest_edge = 64;
   config.max_image_size = 64;
   SmolVlmProcessor processor(config);
+  using meganeura::ResampleFilter;
   Image gray = random_image(40, 130, 1, 13);
+  Image gray_rgb{40, 130, 3, {}};
+  for (uint8_t v : gray.pixels) gray_rgb.pixels.insert(gray_rgb.pixels.end(), {v, v, v});
   auto out = processor.preprocess(gray);
-  using meganeura::ResampleFilter;
-  Image expected = meganeura::resize(meganeura::resize(gray, 20, 64, ResampleFilter::nearest), 64, 64,
-                                     ResampleFilter::nearest);
-  expect_tile_is(out, out.tiles - 1, meganeura::to_rgb(expected), config);
-}
-
-// Palette PNGs keep their indices through transformers' resizing (so nearest) and come out as the
-// palette's opaque colours.
-TEST(SmolVlmProcessor, PaletteImagesResizeWithNearestAndDropTransparency) {
-  SmolVlmProcessorConfig config;
-  config.longest_edge = 48;
-  config.max_image_size = 48;
-  SmolVlmProcessor processor(config);
-  Image palette = random_image(30, 20, 4, 14);
-  palette.from_palette = true;
-  auto out = processor.preprocess(palette);
   ASSERT_EQ(out.tiles, 1);
-  using meganeura::ResampleFilter;
-  Image resized = meganeura::resize(meganeura::resize(palette, 48, 32, ResampleFilter::nearest), 48, 48,
-                                    ResampleFilter::nearest);
-  Image opaque{48, 48, 3, {}};
-  for (size_t p = 0; p < 48 * 48; ++p)
-    for (size_t c = 0; c < 3; ++c) opaque.pixels.push_back(resized.pixels[p * 4 + c]);
-  expect_tile_is(out, 0, opaque, config);
+  expect_tile_is(out, 0,
+                 meganeura::resize(meganeura::resize(gray_rgb, 20, 64, ResampleFilter::lanczos), 64, 64,
+                                   ResampleFilter::lanczos),
+                 config);
+
+  Image rgba = random_image(30, 20, 4, 14);
+  Image colours{30, 20, 3, {}};
+  for (size_t p = 0; p < 30 * 20; ++p)
+    for (size_t c = 0; c < 3; ++c) colours.pixels.push_back(rgba.pixels[p * 4 + c]);
+  out = processor.preprocess(rgba);
+  ASSERT_EQ(out.tiles, 1);
+  expect_tile_is(out, 0,
+                 meganeura::resize(meganeura::resize(colours, 64, 42, ResampleFilter::lanczos), 64, 64,
+                                   ResampleFilter::lanczos),
+                 config);
 }
 
 TEST(SmolVlmProcessor, RejectsImagesItCannotTake) {

@@ -11,13 +11,13 @@
 //   std::string text = processor.expand_prompt(prompt, pixels.rows, pixels.cols);
 //   // each "<image>" becomes <fake_token_around_image><row_1_col_1><image>×image_seq_len ... <global-img> ...
 //
-// Steps (each switched by its config field): resize so the longest edge is size.longest_edge
-// (aspect kept, the other side rounded up to even); split: resize up to multiples of
-// max_image_size.longest_edge, cut into rows × cols tiles, then add the whole image resized to one
-// tile; no split: one square tile; convert to RGB (alpha over white); rescale; normalise; pad.
-// Resizing is Pillow's, bit for bit (see meganeura/image.h). As in transformers, single-channel
-// images and palette PNGs (Image::from_palette) are resized with nearest (Pillow resizes palette
-// images so), and a palette's transparency is dropped.
+// Steps (each switched by its config field), as transformers 5 orders them: convert to RGB as
+// Pillow's convert("RGB") does (gray repeated, alpha dropped, palettes expanded); resize so the
+// longest edge is size.longest_edge (aspect kept, the other side rounded up to even); split: resize
+// up to multiples of max_image_size.longest_edge, cut into rows × cols tiles, then add the whole
+// image resized to one tile; no split: one square tile; rescale; normalise; pad. Resizing is
+// Pillow's, bit for bit (see meganeura/image.h). (transformers 4 converted after resizing, resized
+// gray with nearest and put alpha over white; its numbers differ for gray and transparent images.)
 #pragma once
 
 #include <array>
