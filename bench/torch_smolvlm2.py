@@ -80,8 +80,10 @@ def run(names, emit):
         if "smolvlm2_ttft" in wanted:
             ttft = _median_ms(lambda: generate(1)[0, -1].item())
             peak = torch.cuda.max_memory_allocated() / 2 ** 20
-            forward = _median_ms(lambda: model(input_ids=ids, attention_mask=attention, pixel_values=pixels,
-                                               logits_to_keep=1).logits.argmax(-1).item())
+            def first_token():
+                out = model(input_ids=ids, attention_mask=attention, pixel_values=pixels, logits_to_keep=1)
+                return out.logits[0, -1].argmax(-1).item()
+            forward = _median_ms(first_token)
             emit("smolvlm2_ttft", min(ttft, forward), "ms",
                  f"transformers eager f32: generate(1 token) {ttft:.2f} ms, one forward + argmax {forward:.2f} ms; "
                  f"{ids.shape[1]}-token prompt; peak {peak:.0f} MiB")
