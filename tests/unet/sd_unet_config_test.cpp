@@ -2,6 +2,8 @@
 // numbers for attention_head_dim, and on malformed or unsupported configs (an Error naming the field).
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "meganeura/models/sd_unet.h"
 
 namespace meganeura::models {
@@ -38,24 +40,11 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
-// The SD 1.5 text with one key's value replaced (or the key added).
+// The SD 1.5 text with one key set to `value` (JSON text), added when absent.
 std::string with(const std::string& key, const std::string& value) {
-  std::string text = kSd15Json;
-  const std::string quoted = "\"" + key + "\": ";
-  const size_t at = text.find(quoted);
-  if (at == std::string::npos) return "{" + quoted + value + "," + text.substr(1);
-  size_t end = at + quoted.size();
-  int depth = 0;
-  for (; end < text.size(); ++end) {
-    const char c = text[end];
-    if (c == '[' || c == '{') ++depth;
-    if (c == ']' || c == '}') {
-      if (depth == 0) break;
-      --depth;
-    }
-    if (c == ',' && depth == 0) break;
-  }
-  return text.substr(0, at + quoted.size()) + value + text.substr(end);
+  nlohmann::json config = nlohmann::json::parse(kSd15Json);
+  config[key] = nlohmann::json::parse(value);
+  return config.dump();
 }
 
 TEST(SdUnetConfig, ParsesStableDiffusion15) {
@@ -91,10 +80,11 @@ TEST(SdUnetConfig, LinearProjectionAndDefaultsOfNewerDiffusers) {
   const std::string text = with("use_linear_projection", "true");
   EXPECT_TRUE(UNetConfig::from_json(text).use_linear_projection);
   // Newer diffusers writes every option; their default values are accepted.
-  const std::string full = with("class_embed_type", "null").insert(1, R"("resnet_time_scale_shift": "default",
-      "time_embedding_type": "positional", "upcast_attention": false, "dual_cross_attention": false,
-      "only_cross_attention": false, "num_class_embeds": null, "conv_in_kernel": 3, "dropout": 0.0,)");
-  EXPECT_EQ(UNetConfig::from_json(full).block_out_channels.size(), 4u);
+  nlohmann::json full = nlohmann::json::parse(kSd15Json);
+  full.update(nlohmann::json::parse(R"({"resnet_time_scale_shift": "default", "time_embedding_type": "positional",
+      "upcast_attention": false, "dual_cross_attention": false, "only_cross_attention": false,
+      "num_class_embeds": null, "class_embed_type": null, "conv_in_kernel": 3, "dropout": 0.0})"));
+  EXPECT_EQ(UNetConfig::from_json(full.dump()).block_out_channels.size(), 4u);
 }
 
 TEST(SdUnetConfig, MalformedJsonAndTypesNameTheProblem) {
@@ -108,6 +98,12 @@ TEST(SdUnetConfig, MalformedJsonAndTypesNameTheProblem) {
   EXPECT_NE(error_of(with("down_block_types", "[\"DownBlock2D\"]")).find("down_block_types"), std::string::npos);
   EXPECT_NE(error_of(with("_class_name", "\"UNet2DModel\"")).find("_class_name"), std::string::npos);
   EXPECT_NE(error_of(R"({"in_channels": 4})").find("down_block_types"), std::string::npos);
+  try {
+    UNetConfig::load("no-such-folder/unet");
+    ADD_FAILURE() << "a missing config loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-folder"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SdUnetConfig, UnsupportedOptionsNameTheField) {
