@@ -12,7 +12,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "meganeura/models/diffusion.h"
@@ -41,10 +40,14 @@ inline void add_diffusion_options(CLI::App& app, DiffusionOptions& options) {
                  "Fewer steps if the measured pace would make training last longer than this (0: no limit)")
       ->check(CLI::Range(0.0, 1e7))
       ->capture_default_str();
-  app.add_option("--beta-schedule", options.beta_schedule, "Noise schedule: linear or cosine")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, BetaSchedule>{{"linear", BetaSchedule::linear}, {"cosine", BetaSchedule::cosine}},
-          CLI::ignore_case));
+  app.add_option_function<std::string>(
+         "--beta-schedule",
+         [&options](const std::string& name) {
+           options.beta_schedule = name == "cosine" ? BetaSchedule::cosine : BetaSchedule::linear;
+         },
+         "Noise schedule: linear or cosine")
+      ->check(CLI::IsMember({"linear", "cosine"}))
+      ->default_str(options.beta_schedule == BetaSchedule::cosine ? "cosine" : "linear");
   app.add_option("--sampling-steps", options.sampling_steps, "DDIM steps when sampling")
       ->check(positive)
       ->capture_default_str();

@@ -376,8 +376,10 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
   const Graph training_graph = diffusion_training_graph(config, options.batch_size);
   int64_t parameter_count = 0;
   for (int32_t id : training_graph.parameters()) parameter_count += num_elements(training_graph.node(id).shape);
-  Session session = build_session(training_graph, {.seed = options.seed,
-                                                   .optimizer = OptimizerSpec::adamw(options.lr, options.weight_decay)});
+  // Clipping keeps the occasional large gradient of the attention layers from derailing a run.
+  OptimizerSpec optimizer = OptimizerSpec::adamw(options.lr, options.weight_decay);
+  optimizer.clip_global_norm = 1.0;
+  Session session = build_session(training_graph, {.seed = options.seed, .optimizer = optimizer});
   out << "UNet: blocks";
   for (int64_t width : config.block_out_channels) out << ' ' << width;
   out << ", " << parameter_count << " parameters, ~" << std::fixed << std::setprecision(1)
@@ -385,7 +387,7 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
       << duration_text(seconds_since(build_start))
       << " (" << session.dispatch_count() << " dispatches per step)\n"
       << "training: " << train_set.size << " images, " << options.steps << " steps of batch " << options.batch_size
-      << ", AdamW lr " << options.lr << '\n';
+      << ", AdamW lr " << options.lr << ", gradients clipped to norm 1\n";
 
   const Clock::time_point train_start = Clock::now();
   result.losses = train_unet(session, train_set, schedule, options, out, result.steps);
