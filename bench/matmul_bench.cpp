@@ -57,7 +57,8 @@ void bench_gemm(int64_t n, DType dtype, bool weights16 = false) {
   const bool f16 = dtype == DType::f16;
   const char* workload = weights16 ? "gemm_f16w" : f16 ? "gemm_f16" : "gemm_f32";
   Graph g;
-  Tensor a = g.input("a", {n, n}, dtype);
+  // f16 inputs are stored as f16 (2 bytes an element); with f16 weights the activations stay f32.
+  Tensor a = g.input("a", {n, n}, weights16 ? DType::f32 : dtype);
   Tensor b = weights16 ? g.parameter("b", {n, n}) : g.input("b", {n, n}, dtype);
   g.set_outputs({g.matmul(a, b, false, weights16)});
   SessionOptions options;

@@ -304,6 +304,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
                 " are for inference; train with f32 weights");
   }
   store_weights_16bit(plan, options.weight_storage);
+  if (inference) store_f16_inputs_16bit(plan);
   select_cooperative_matmuls(plan, caps);
   return plan;
 }

@@ -1,6 +1,7 @@
 #include "compile/weight_storage.h"
 
 #include <algorithm>
+#include <functional>
 #include <string>
 
 #include "meganeura/error.h"
@@ -17,23 +18,18 @@ bool reads_packed_weights(const Graph& graph, const Kernel& kernel, size_t slot)
   for (int32_t id : kernel.nodes) reads += std::count(graph.node(id).inputs.begin(), graph.node(id).inputs.end(), input);
   if (reads != 1) return false;
   const Node& anchor = graph.node(kernel.anchor);
-  if (kernel.archetype == Archetype::matmul) return anchor.inputs[1] == input;
+  if (kernel.archetype == Archetype::matmul) return anchor.inputs[0] == input || anchor.inputs[1] == input;
   if (kernel.archetype == Archetype::gather) return anchor.op == Op::embedding && anchor.inputs[0] == input;
   return false;
 }
 
-void store_weights_16bit(Plan& plan, DType weight_storage) {
-  if (weight_storage == DType::f32) return;
-  if (weight_storage != DType::f16 && weight_storage != DType::bf16) {
-    throw Error(std::string("compile: weights can be stored as f32, f16 or bf16, not ") + dtype_name(weight_storage));
-  }
-  const ElementStorage element =
-      weight_storage == DType::f16 ? ElementStorage::packed_f16 : ElementStorage::packed_bf16;
+namespace {
+
+// Packs the buffers `candidate` picks (parameters or inputs) that only packed-aware kernels read.
+void pack_buffers(Plan& plan, ElementStorage element, const std::function<bool(const PlanBuffer&)>& candidate) {
   const size_t buffer_count = plan.buffers.size();
   std::vector<bool> eligible(buffer_count, false), read(buffer_count, false);
-  for (size_t b = 0; b < buffer_count; ++b) {
-    eligible[b] = plan.buffers[b].kind == BufferKind::parameter && plan.graph.node(plan.buffers[b].node).dtype != DType::i32;
-  }
+  for (size_t b = 0; b < buffer_count; ++b) eligible[b] = candidate(plan.buffers[b]);
   // A parameter stays 32-bit when any kernel reads it in a form that expects 32-bit elements, or
   // writes it, or when an output is read back through it.
   for (const Kernel& kernel : plan.kernels) {
@@ -61,6 +57,25 @@ void store_weights_16bit(Plan& plan, DType weight_storage) {
       for (Storage& storage : kernel.bindings) pack(storage);
     }
   }
+}
+
+}  // namespace
+
+void store_weights_16bit(Plan& plan, DType weight_storage) {
+  if (weight_storage == DType::f32) return;
+  if (weight_storage != DType::f16 && weight_storage != DType::bf16) {
+    throw Error(std::string("compile: weights can be stored as f32, f16 or bf16, not ") + dtype_name(weight_storage));
+  }
+  const ElementStorage element = weight_storage == DType::f16 ? ElementStorage::packed_f16 : ElementStorage::packed_bf16;
+  pack_buffers(plan, element, [&](const PlanBuffer& buffer) {
+    return buffer.kind == BufferKind::parameter && plan.graph.node(buffer.node).dtype != DType::i32;
+  });
+}
+
+void store_f16_inputs_16bit(Plan& plan) {
+  pack_buffers(plan, ElementStorage::packed_f16, [&](const PlanBuffer& buffer) {
+    return buffer.kind == BufferKind::input && plan.graph.node(buffer.node).dtype == DType::f16;
+  });
 }
 
 }  // namespace meganeura::compile

@@ -17,11 +17,15 @@ namespace meganeura::compile {
 // its buffer, storage and kernel bindings shrink to 2 bytes an element.
 void store_weights_16bit(Plan& plan, DType weight_storage);
 
+// Inference: graph inputs of dtype f16 that only matmuls and embeddings read are stored as packed f16
+// (set_input rounds to f16 on upload), so an f16 GEMM reads 2 bytes an operand element.
+void store_f16_inputs_16bit(Plan& plan);
+
 // Bytes `elements` values take in `element` storage.
 uint64_t storage_bytes(uint64_t elements, ElementStorage element);
 
-// Whether kernel reads binding `slot` in a way that understands packed 16-bit elements: the B operand
-// of a matmul or the table of an embedding, read nowhere else in the kernel.
+// Whether kernel reads binding `slot` in a way that understands packed 16-bit elements: an operand of
+// a matmul or the table of an embedding, read nowhere else in the kernel.
 bool reads_packed_weights(const Graph& graph, const Kernel& kernel, size_t slot);
 
 }  // namespace meganeura::compile

@@ -10,6 +10,7 @@
 #include "compile/cooperative_matmul.h"
 #include "gpu/shader_compiler.h"
 #include "kernels/kernel_test_util.h"
+#include "meganeura/safetensors.h"
 #include "runtime/cooperative_self_test.h"
 
 namespace meganeura {
@@ -120,11 +121,25 @@ TEST(CooperativeMatmul, ShadersCompileForEveryVariant) {
   compile_all(linear_relu(40, 35, 24), f16_weights(), "f16 weights, odd K");
 }
 
-// On the CI device nothing selects the form, so no session runs the self-test.
+// On the CI device nothing selects the form, so no session runs the self-test; the scalar kernel
+// reads the f16 inputs, stored as packed f16, and matches the reference on the f16-rounded values.
 TEST(CooperativeMatmul, LavapipeSessionsUseTheScalarKernelAndSkipTheSelfTest) {
-  Graph g = f16_matmul(1, 64, 48, 32, false, false);
-  Session session = build_inference_session(g, {.optimize = false});
-  for (const compile::Kernel& kernel : session.impl().plan.kernels) EXPECT_FALSE(kernel.cooperative_matrix);
+  for (bool tb : {false, true}) {
+    Graph g = f16_matmul(2, 40, 33, 21, false, tb);
+    reference::Feeds feeds = kernel_tests::random_inputs(g, 4);
+    for (auto& [name, values] : feeds) {
+      for (double& v : values) v = f16_to_f32(f32_to_f16(static_cast<float>(v)));
+    }
+    reference::Options reference_options;
+    reference_options.training = false;
+    const auto expected = reference::run(g, feeds, reference_options);
+    Session session = build_inference_session(g, {.optimize = false});
+    EXPECT_EQ(session.impl().plan.storage[g.find("a")].element, compile::ElementStorage::packed_f16);
+    kernel_tests::apply(session, g, feeds);
+    session.run();
+    EXPECT_LT(testing_support::relative_error(session.read_output(0), expected[g.outputs()[0]]), 1e-6);
+    for (const compile::Kernel& kernel : session.impl().plan.kernels) EXPECT_FALSE(kernel.cooperative_matrix);
+  }
   if (!gpu::Context::shared()->caps().supports_cooperative_matrix) {
     EXPECT_EQ(runtime::cooperative_self_test_result().outcome, runtime::CooperativeSelfTest::Outcome::not_run);
     EXPECT_EQ(runtime::to_string(runtime::cooperative_self_test_result()), "not run");
