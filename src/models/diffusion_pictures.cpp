@@ -139,11 +139,11 @@ double nice_step(double span, int64_t max_ticks) {
 }  // namespace
 
 Image sample_grid(std::span<const float> images, int64_t rows, int64_t columns, int64_t height, int64_t width,
-                  int64_t gap) {
-  if (rows < 1 || columns < 1 || height < 1 || width < 1 || gap < 0) {
-    throw Error("sample_grid: rows, columns, height and width must be positive and the gap not negative, got " +
+                  int64_t gap, int64_t scale) {
+  if (rows < 1 || columns < 1 || height < 1 || width < 1 || gap < 0 || scale < 1) {
+    throw Error("sample_grid: rows, columns, height, width and scale must be positive and the gap not negative, got " +
                 std::to_string(rows) + "x" + std::to_string(columns) + " tiles of " + std::to_string(height) + "x" +
-                std::to_string(width) + ", gap " + std::to_string(gap));
+                std::to_string(width) + ", gap " + std::to_string(gap) + ", scale " + std::to_string(scale));
   }
   const int64_t tile_values = height * width;
   if (static_cast<int64_t>(images.size()) != rows * columns * tile_values) {
@@ -152,16 +152,17 @@ Image sample_grid(std::span<const float> images, int64_t rows, int64_t columns, 
                 std::to_string(images.size()));
   }
   Image grid;
-  grid.width = columns * width + (columns + 1) * gap;
-  grid.height = rows * height + (rows + 1) * gap;
+  grid.width = columns * width * scale + (columns + 1) * gap;
+  grid.height = rows * height * scale + (rows + 1) * gap;
   grid.channels = 1;
   grid.pixels.assign(static_cast<size_t>(grid.width * grid.height), kGapGray);
   for (int64_t index = 0; index < rows * columns; ++index) {
-    const int64_t top = gap + (index / columns) * (height + gap);
-    const int64_t left = gap + (index % columns) * (width + gap);
-    for (int64_t y = 0; y < height; ++y) {
-      for (int64_t x = 0; x < width; ++x) {
-        const double value = std::clamp(static_cast<double>(images[index * tile_values + y * width + x]), -1.0, 1.0);
+    const int64_t top = gap + (index / columns) * (height * scale + gap);
+    const int64_t left = gap + (index % columns) * (width * scale + gap);
+    for (int64_t y = 0; y < height * scale; ++y) {
+      for (int64_t x = 0; x < width * scale; ++x) {
+        const float sample = images[index * tile_values + (y / scale) * width + x / scale];
+        const double value = std::clamp(static_cast<double>(sample), -1.0, 1.0);
         grid.at(top + y, left + x, 0) = static_cast<uint8_t>(std::lround((value + 1.0) * 127.5));
       }
     }

@@ -410,7 +410,8 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
 
   result.samples_png = options.out / "samples.png";
   write_png(result.samples_png.string(),
-            sample_grid(samples, kDiffusionClasses, options.samples_per_class, kPaddedSide, kPaddedSide));
+            sample_grid(samples, kDiffusionClasses, options.samples_per_class, kPaddedSide, kPaddedSide, /*gap=*/2,
+                        /*scale=*/2));
   result.loss_png = options.out / "loss.png";
   write_png(result.loss_png.string(), loss_plot(result.losses));
   out << "wrote " << result.samples_png.string() << " (one row per class), " << result.loss_png.string() << " and "

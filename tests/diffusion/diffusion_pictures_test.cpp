@@ -61,6 +61,19 @@ TEST(DiffusionPictures, GridPlacesEachImageInItsTile) {
     }
   }
   EXPECT_EQ(grid.at(0, 0, 0), 96);  // the gaps are gray
+
+  // Enlarged: each value becomes a 3×3 block.
+  const Image large = sample_grid(samples, rows, columns, height, width, gap, 3);
+  ASSERT_EQ(large.width, columns * width * 3 + (columns + 1) * gap);
+  const int64_t last = rows * columns - 1;
+  const int64_t top = gap + (last / columns) * (height * 3 + gap);
+  const int64_t left = gap + (last % columns) * (width * 3 + gap);
+  for (int64_t y = 0; y < height * 3; ++y) {
+    for (int64_t x = 0; x < width * 3; ++x) {
+      ASSERT_EQ(large.at(top + y, left + x, 0), grid.at(gap + (last / columns) * (height + gap) + y / 3,
+                                                        gap + (last % columns) * (width + gap) + x / 3, 0));
+    }
+  }
   EXPECT_THROW(sample_grid(samples, rows, columns + 1, height, width), Error);
   EXPECT_THROW(sample_grid(samples, 0, columns, height, width), Error);
 }

@@ -77,8 +77,8 @@ TEST(DiffusionRecipe, TrainsSamplesDrawsAndChecks) {
   EXPECT_LE(result.sample_accuracy, 1.0);
 
   const Image grid = read_image(result.samples_png.string());
-  EXPECT_EQ(grid.width, 1 * 32 + 2 * 2);
-  EXPECT_EQ(grid.height, 10 * 32 + 11 * 2);
+  EXPECT_EQ(grid.width, 1 * 64 + 2 * 2);  // 32×32 samples drawn twice as large
+  EXPECT_EQ(grid.height, 10 * 64 + 11 * 2);
   const Image plot = read_image(result.loss_png.string());
   EXPECT_EQ(plot.channels, 3);
   EXPECT_TRUE(std::filesystem::exists(result.parameters));
