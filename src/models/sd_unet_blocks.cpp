@@ -125,17 +125,20 @@ Transformer2DModel::Transformer2DModel(Graph& graph, const std::string& prefix, 
 }
 
 Tensor Transformer2DModel::forward(Graph& graph, Tensor x, Tensor context) const {
+  // Both projections act on the channels at each position, 1×1 convolution or Linear alike: written as
+  // matmuls over [B, C, H·W] with transpose flags, the tokens [B, H·W, C] need no permuted copy.
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  auto to_tokens = [&](Tensor t) { return graph.reshape(graph.permute(t, {0, 2, 3, 1}), {B, H * W, t.dim(1)}); };
-  auto to_image = [&](Tensor t) { return graph.permute(graph.reshape(t, {B, H, W, t.dim(2)}), {0, 3, 1, 2}); };
-  const Tensor normalized = norm.forward(graph, x);
-  Tensor tokens = use_linear_projection ? proj_in_linear->forward(graph, to_tokens(normalized))
-                                        : to_tokens(proj_in_conv->forward(graph, normalized));
+  auto matrix = [&](Tensor weight) { return graph.reshape(weight, {weight.dim(0), weight.dim(1)}); };
+  const Tensor w_in = matrix(use_linear_projection ? proj_in_linear->weight : proj_in_conv->weight);
+  const Tensor b_in = use_linear_projection ? *proj_in_linear->bias : *proj_in_conv->bias;
+  const Tensor w_out = matrix(use_linear_projection ? proj_out_linear->weight : proj_out_conv->weight);
+  const Tensor b_out = use_linear_projection ? *proj_out_linear->bias : *proj_out_conv->bias;
+
+  const Tensor normalized = graph.reshape(norm.forward(graph, x), {B, C, H * W});
+  Tensor tokens = graph.matmul(normalized, w_in, /*transpose_a=*/true, /*transpose_b=*/true) + b_in;  // [B, HW, inner]
   for (const auto& block : transformer_blocks) tokens = block.forward(graph, tokens, context);
-  const Tensor out = use_linear_projection ? to_image(proj_out_linear->forward(graph, tokens))
-                                           : proj_out_conv->forward(graph, to_image(tokens));
-  if (out.dim(1) != C) throw Error("Transformer2DModel: output channels differ from the input's");
-  return out + x;
+  const Tensor out = graph.matmul(w_out, tokens, false, /*transpose_b=*/true) + graph.reshape(b_out, {C, 1});
+  return graph.reshape(out, {B, C, H, W}) + x;
 }
 
 }  // namespace meganeura::models
