@@ -385,7 +385,9 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
   out << ", " << parameter_count << " parameters, ~" << std::fixed << std::setprecision(1)
       << 3 * forward_flops(training_graph) / 1e9 << std::defaultfloat << " GFLOP per training step; session built in "
       << duration_text(seconds_since(build_start))
-      << " (" << session.dispatch_count() << " dispatches per step)\n"
+      << " (" << session.dispatch_count() << " dispatches per step, " << std::fixed << std::setprecision(1)
+      << static_cast<double>(session.memory_summary().total()) / (1 << 20) << std::defaultfloat
+      << " MiB of GPU memory)\n"
       << "training: " << train_set.size << " images, " << options.steps << " steps of batch " << options.batch_size
       << ", AdamW lr " << options.lr << ", gradients clipped to norm 1\n";
 
