@@ -2,7 +2,8 @@
 // for bench/run.py.
 //
 //   build/bin/bench_matmul gemm_f32 gemm_f16 gemv_smollm2   (optional: --n 512 for a smaller GEMM)
-//   build/bin/bench_matmul gemm_f16w gemm_f16_variants      (f16 weights; every coop form vs scalar)
+//   build/bin/bench_matmul gemm_f16_bt gemm_f16w gemm_f16_variants   (B as [N, K]; f16 weights;
+//                                                                      every coop form vs scalar)
 //
 // gemm_f32: C = A·B, 4096³ float32 (no tensor cores). Checked before timing: 512 random entries
 // of the result against float64 dot products on the host (relative to the row's magnitude). Time:
@@ -52,15 +53,17 @@ double f16_dense_peak_tflops(const std::string& card) {
 
 // weights16: B is a parameter stored as f16 (SessionOptions::weight_storage), read transposed as a
 // linear layer's weight: the cooperative kernel then reads half the bytes for B.
-void bench_gemm(int64_t n, DType dtype, bool weights16 = false) {
+// transpose_b: B stored [N, K] (a linear layer's weight layout; always so with weights16).
+void bench_gemm(int64_t n, DType dtype, bool weights16 = false, bool transpose_b = false) {
   const std::string card = card_name();
   const bool f16 = dtype == DType::f16;
-  const char* workload = weights16 ? "gemm_f16w" : f16 ? "gemm_f16" : "gemm_f32";
+  transpose_b = transpose_b || weights16;
+  const char* workload = weights16 ? "gemm_f16w" : transpose_b ? "gemm_f16_bt" : f16 ? "gemm_f16" : "gemm_f32";
   Graph g;
   // f16 inputs are stored as f16 (2 bytes an element); with f16 weights the activations stay f32.
   Tensor a = g.input("a", {n, n}, weights16 ? DType::f32 : dtype);
   Tensor b = weights16 ? g.parameter("b", {n, n}) : g.input("b", {n, n}, dtype);
-  g.set_outputs({g.matmul(a, b, false, weights16)});
+  g.set_outputs({g.matmul(a, b, false, transpose_b)});
   SessionOptions options;
   options.optimize = false;
   options.timestamps = true;
@@ -103,7 +106,7 @@ void bench_gemm(int64_t n, DType dtype, bool weights16 = false) {
     const int64_t i = index(rng), j = index(rng);
     double exact = 0, scale = 0;
     for (int64_t k = 0; k < n; ++k) {
-      const double term = static_cast<double>(av[i * n + k]) * bv[weights16 ? j * n + k : k * n + j];
+      const double term = static_cast<double>(av[i * n + k]) * bv[transpose_b ? j * n + k : k * n + j];
       exact += term;
       scale += std::abs(term);
     }
@@ -313,6 +316,7 @@ int main(int argc, char** argv) {
     if (names.count("gemm_f32")) bench_gemm(n, DType::f32);
     if (names.count("gemv_smollm2")) bench_gemv();
     if (names.count("gemm_f16")) bench_gemm(n, DType::f16);
+    if (names.count("gemm_f16_bt")) bench_gemm(n, DType::f16, false, true);
     if (names.count("gemm_f16w")) bench_gemm(n, DType::f16, true);
     if (names.count("gemm_f16_variants")) bench_f16_variants();
   } catch (const meganeura::Error& e) {

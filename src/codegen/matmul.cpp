@@ -63,9 +63,7 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << (pairs ? pair_reader("load_b_pair", b_slot, b_element) : "")
-       << (octets ? "layout(std430, set = 0, binding = " + std::to_string(b_slot) +
-                        ") readonly buffer WideWeights { uvec4 data[]; } wide_b;\n" + word_unpacker("unpack_b", b_element)
-                  : "")
+       << (octets ? word_unpacker("unpack_b", b_element) : "")
        << matmul_epilogue_functions(graph, kernel, writer)
        << "void main() {\n"
        << "  uint batch = gl_WorkGroupID.z;\n"
@@ -79,7 +77,9 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   if (octets) {
     text << "    uint row_octet = (b_base + col * K) / 8u;\n"
          << "    for (uint p = lane; p < K / 8u; p += 32u) {\n"
-         << "      uvec4 w = wide_b.data[row_octet + p];\n"
+         << "      uint q = 4u * (row_octet + p);\n"
+         << "      uvec4 w = uvec4(in" << b_slot << ".data[q], in" << b_slot << ".data[q + 1u], in" << b_slot
+         << ".data[q + 2u], in" << b_slot << ".data[q + 3u]);\n"
          << "      uint e = a_base + 8u * p;\n"
          << "      sum += dot(unpack_b(w.x), vec2(load_a(e), load_a(e + 1u))) + dot(unpack_b(w.y), vec2(load_a(e + 2u), load_a(e + 3u))) +\n"
          << "             dot(unpack_b(w.z), vec2(load_a(e + 4u), load_a(e + 5u))) + dot(unpack_b(w.w), vec2(load_a(e + 6u), load_a(e + 7u)));\n"
