@@ -123,4 +123,9 @@ std::string to_string(const CooperativeSelfTest& test) {
 
 bool cooperative_self_test_running() { return running_here; }
 
+void set_cooperative_self_test_result(const CooperativeSelfTest& test) {
+  std::lock_guard lock(test_mutex());
+  stored() = test;
+}
+
 }  // namespace meganeura::runtime

@@ -37,4 +37,8 @@ std::string to_string(const CooperativeSelfTest& test);
 // True while the self-test builds its own sessions on this thread.
 bool cooperative_self_test_running();
 
+// Replaces the stored outcome (not_run: the test runs again when next needed). Tests use it on
+// devices without cooperative matrices to exercise what a failed self-test does to a build.
+void set_cooperative_self_test_result(const CooperativeSelfTest& test);
+
 }  // namespace meganeura::runtime

@@ -146,5 +146,43 @@ TEST(CooperativeMatmul, LavapipeSessionsUseTheScalarKernelAndSkipTheSelfTest) {
   }
 }
 
+// A device that claims the feature but failed the self-test gets the scalar kernel: the build
+// compiles again without the cooperative form, and the session computes the right product.
+TEST(CooperativeMatmul, FailedSelfTestFallsBackToTheScalarKernel) {
+  runtime::CooperativeSelfTest failed;
+  failed.outcome = runtime::CooperativeSelfTest::Outcome::failed;
+  failed.detail = "relative error 0.5 against the scalar kernel (limit 1e-03)";
+  const runtime::CooperativeSelfTest before = runtime::cooperative_self_test_result();
+  runtime::set_cooperative_self_test_result(failed);
+
+  // The CI device's caps, claiming a cooperative-matrix device's subgroups and shapes.
+  compile::DeviceCaps caps = gpu::Context::shared()->caps();
+  const compile::DeviceCaps gpu_like = compile::DeviceCaps::default_for_tests();
+  caps.subgroup_size = caps.min_subgroup_size = caps.max_subgroup_size = 32;
+  caps.max_shared_memory_bytes = std::max(caps.max_shared_memory_bytes, gpu_like.max_shared_memory_bytes);
+  caps.supports_cooperative_matrix = true;
+  caps.cooperative_matrix_shapes = gpu_like.cooperative_matrix_shapes;
+  const Graph g = f16_matmul(1, 64, 48, 32, false, true);
+  ASSERT_TRUE(matmul_kernel(compile::compile(g, caps))->cooperative_matrix);  // what compile alone picks
+
+  reference::Feeds feeds = kernel_tests::random_inputs(g, 6);
+  for (auto& [name, values] : feeds) {
+    for (double& v : values) v = f16_to_f32(f32_to_f16(static_cast<float>(v)));
+  }
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(g, feeds, reference_options);
+  SessionOptions options;
+  options.optimize = false;
+  Session session = runtime::build_session_for_caps(g, options, caps, false);
+  EXPECT_FALSE(matmul_kernel(session.impl().plan)->cooperative_matrix);
+  kernel_tests::apply(session, g, feeds);
+  session.run();
+  EXPECT_LT(testing_support::relative_error(session.read_output(0), expected[g.outputs()[0]]), 1e-6);
+  EXPECT_EQ(runtime::to_string(runtime::cooperative_self_test_result()),
+            "failed: relative error 0.5 against the scalar kernel (limit 1e-03)");
+  runtime::set_cooperative_self_test_result(before);
+}
+
 }  // namespace
 }  // namespace meganeura
