@@ -2,9 +2,10 @@
 // 128×128 output tile; each subgroup owns 64×32 of it as 4×2 accumulators of 16×16 f32. K advances
 // in slices of 32: every invocation fetches its share of the next slice of A and B from global
 // memory into registers while the subgroups multiply the current slice out of shared memory, then
-// converts it to f16 and stores it into the other of two shared-memory stages (one barrier per
-// slice). Staged rows are padded by 8 f16 against bank conflicts and move as uvec4 (8 f16), so every
-// offset and stride the matrix loads see is a multiple of 16 bytes. Ragged edges load zeros; output
+// stores it as f16 (converting f32 operands) into the other of two shared-memory stages (one barrier
+// per slice). Staged tiles keep the global layout, so a transposed operand's fragments load
+// column-major. Staged rows are padded by 8 f16 against bank conflicts and move as uvec4 (8 f16), so
+// every offset and stride the matrix loads see is a multiple of 16 bytes. Ragged edges load zeros; output
 // tiles that are whole and need no epilogue are stored directly, the rest go through a 16×16 tile
 // of shared memory per subgroup so each element gets the epilogue and a bounds check.
 #include <sstream>
