@@ -59,6 +59,41 @@ std::vector<egraph::Rule> NnEGraph::computed_rules() {
     };
     rules.push_back(std::move(r));
   }
+  // GroupNorm as nn writes it: x reshaped to [N, G, M], normalised over the last axis, reshaped
+  // back and scaled and shifted per channel ([C] vectors reshaped to [C, 1, ...]). The group count
+  // and the channel check come from shapes, which the rules file cannot spell.
+  {
+    egraph::Rule r = make_rule(
+        egraph_, "group_norm",
+        "(add (mul (reshape (mul (sub ?g (mean[axis=?a,keepdim=1] ?g))"
+        "                        (rsqrt (add (mean[axis=?a,keepdim=1] (mul (sub ?g (mean[axis=?a,keepdim=1] ?g))"
+        "                                                                  (sub ?g (mean[axis=?a,keepdim=1] ?g))))"
+        "                                    (scalar[value=?e])))))"
+        "          (reshape ?w))"
+        "     (reshape ?b))");
+    const int g = r.vars.find("?g"), a = r.vars.find("?a"), e = r.vars.find("?e"), w = r.vars.find("?w"),
+              b = r.vars.find("?b");
+    r.apply = [this, g, a, e, w, b](egraph::EGraph& eg, const Match& m) -> std::optional<ClassId> {
+      const ClassInfo &ig = info(m.subst.cls(g)), &iw = info(m.subst.cls(w)), &ib = info(m.subst.cls(b)),
+                      &root = info(m.root);
+      if (!ig.valid || !iw.valid || !ib.valid || !root.valid) return std::nullopt;
+      const Shape &grouped = ig.type.shape, &out = root.type.shape;
+      const double axis = egraph::bound_value(eg, m.subst, a).at(0);
+      if (grouped.size() != 3 || (axis != 2 && axis != -1) || out.size() < 2 || out[0] != grouped[0]) {
+        return std::nullopt;
+      }
+      const int64_t channels = out[1], groups = grouped[1];
+      if (groups <= 0 || channels % groups != 0 || num_elements(out) != num_elements(grouped)) return std::nullopt;
+      if (iw.type.shape != Shape{channels} || ib.type.shape != Shape{channels}) return std::nullopt;
+      Attrs back, norm;
+      back.ints = out;
+      norm.groups = groups;
+      norm.eps = egraph::bound_value(eg, m.subst, e).at(0);
+      const ClassId x = add(Op::reshape, back, {m.subst.cls(g)});
+      return add(Op::group_norm, norm, {x, m.subst.cls(w), m.subst.cls(b)});
+    };
+    rules.push_back(std::move(r));
+  }
   return rules;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "meganeura/nn.h"
 #include "meganeura/optimize.h"
 #include "optimize/equivalence.h"
 
@@ -128,6 +129,34 @@ TEST(NnRules, LayerNormDecomposition) {
   auto r = run(g, {y});
   EXPECT_EQ(count(r.graph, Op::layer_norm), 1u);
   EXPECT_EQ(r.report.fused("layer_norm"), 1u);
+}
+
+TEST(NnRules, GroupNormFromNnLayer) {
+  Graph g;
+  auto x = g.input("x", {2, 8, 3, 5});
+  meganeura::nn::GroupNorm norm(g, "norm", 4, 8, 1e-6);
+  auto r = run(g, {norm.forward(g, x)});
+  ASSERT_EQ(count(r.graph, Op::group_norm), 1u);
+  EXPECT_EQ(count(r.graph, Op::mean), 0u);
+  EXPECT_EQ(count(r.graph, Op::rsqrt), 0u);
+  for (const auto& n : r.graph.nodes()) {
+    if (n.op != Op::group_norm) continue;
+    EXPECT_EQ(n.attrs.groups, 4);
+    EXPECT_DOUBLE_EQ(n.attrs.eps, 1e-6);
+  }
+}
+
+TEST(NnRules, GroupNormNeedsPerChannelAffine) {
+  // The same normalisation scaled by a per-position vector is not a GroupNorm.
+  Graph g;
+  auto x = g.input("x", {2, 8, 3, 5});
+  auto w = g.parameter("w", {5});
+  auto b = g.parameter("b", {5});
+  auto grouped = g.reshape(x, {2, 4, -1});
+  auto centered = grouped - g.mean(grouped, -1, true);
+  auto normalized = g.reshape(centered * g.rsqrt(g.mean(centered * centered, -1, true) + 1e-5), {2, 8, 3, 5});
+  auto r = run(g, {normalized * g.reshape(w, {1, 1, 1, 5}) + g.reshape(b, {1, 1, 1, 5})});
+  EXPECT_EQ(count(r.graph, Op::group_norm), 0u);
 }
 
 TEST(NnRules, GeluTanhFormula) {
