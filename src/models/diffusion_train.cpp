@@ -356,7 +356,8 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
   std::filesystem::path classifier_path = options.classifier;
   if (classifier_path.empty()) {
     classifier_path = options.out / "classifier.safetensors";
-    out << "training the quick start's 784-128-10 classifier for " << options.classifier_epochs << " epochs\n";
+    out << "training the quick start's 784-128-10 classifier for " << options.classifier_epochs << " epochs"
+        << std::endl;
     train_classifier(train_set, options.classifier_epochs, options.seed, classifier_path, out);
   }
   SampleClassifier classifier(classifier_path, 100);
@@ -366,8 +367,8 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
     for (size_t i = 0; i < predicted.size(); ++i) correct += predicted[i] == mnist.test.labels[i];
     result.classifier_test_accuracy = static_cast<double>(correct) / static_cast<double>(predicted.size());
     out << "classifier (" << classifier_path.string() << "): test accuracy " << std::fixed << std::setprecision(4)
-        << result.classifier_test_accuracy << " on " << predicted.size() << " real images\n"
-        << std::defaultfloat;
+        << result.classifier_test_accuracy << " on " << predicted.size() << " real images, "
+        << duration_text(seconds_since(run_start)) << " since the start" << std::defaultfloat << std::endl;
   }
 
   const UNetConfig config = diffusion_unet_config(options);
@@ -389,7 +390,7 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
       << static_cast<double>(session.memory_summary().total()) / (1 << 20) << std::defaultfloat
       << " MiB of GPU memory)\n"
       << "training: " << train_set.size << " images, " << options.steps << " steps of batch " << options.batch_size
-      << ", AdamW lr " << options.lr << ", gradients clipped to norm 1\n";
+      << ", AdamW lr " << options.lr << ", gradients clipped to norm 1" << std::endl;
 
   const Clock::time_point train_start = Clock::now();
   result.losses = train_unet(session, train_set, schedule, options, out, result.steps);
@@ -408,7 +409,7 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
   const std::vector<float> samples = sample_images(sampler, schedule, options, result.sample_classes);
   result.sampling_seconds = seconds_since(sample_start);
   out << "sampled " << count << " images with " << options.sampling_steps << " DDIM steps, guidance "
-      << options.guidance_scale << ", in " << duration_text(result.sampling_seconds) << '\n';
+      << options.guidance_scale << ", in " << duration_text(result.sampling_seconds) << std::endl;
 
   result.samples_png = options.out / "samples.png";
   write_png(result.samples_png.string(),
