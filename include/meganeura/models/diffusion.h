@@ -81,8 +81,9 @@ struct DiffusionOptions {
   double weight_decay = 0.01;
   int64_t warmup_steps = 200;
   // > 0: after the first steps the pace is measured and the step count reduced, if needed, so that
-  // training takes about this long (the learning-rate schedule follows the new count).
-  double train_seconds = 300;
+  // training takes about this long (the learning-rate schedule follows the new count). The default
+  // leaves room for the classifier, the session builds and sampling within 8 minutes.
+  double train_seconds = 360;
   BetaSchedule beta_schedule = BetaSchedule::linear;
   int64_t diffusion_steps = 1000;
   double uncond_probability = 0.1;  // labels replaced by the "no class" row while training
