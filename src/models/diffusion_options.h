@@ -76,6 +76,9 @@ inline void add_diffusion_options(CLI::App& app, DiffusionOptions& options) {
   app.add_option("--classifier", options.classifier,
                  "The quick start MLP's parameters (train-mnist --save); default: trained here first")
       ->check(CLI::ExistingFile);
+  app.add_option("--unet", options.unet,
+                 "Parameters of an earlier run (its unet.safetensors): skip training, only sample and check")
+      ->check(CLI::ExistingFile);
   app.add_option("--classifier-epochs", options.classifier_epochs, "Epochs for the classifier trained here")
       ->check(positive)
       ->capture_default_str();

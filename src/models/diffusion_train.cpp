@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <future>
+#include <optional>
 #include <iomanip>
 #include <ostream>
 #include <random>
@@ -373,40 +374,52 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
 
   const UNetConfig config = diffusion_unet_config(options);
   const NoiseSchedule schedule(options.beta_schedule, options.diffusion_steps);
-  Clock::time_point build_start = Clock::now();
   const Graph training_graph = diffusion_training_graph(config, options.batch_size);
   int64_t parameter_count = 0;
   for (int32_t id : training_graph.parameters()) parameter_count += num_elements(training_graph.node(id).shape);
-  // Clipping keeps the occasional large gradient of the attention layers from derailing a run.
-  OptimizerSpec optimizer = OptimizerSpec::adamw(options.lr, options.weight_decay);
-  optimizer.clip_global_norm = 1.0;
-  Session session = build_session(training_graph, {.seed = options.seed, .optimizer = optimizer});
-  out << "UNet: blocks";
-  for (int64_t width : config.block_out_channels) out << ' ' << width;
-  out << ", " << parameter_count << " parameters, ~" << std::fixed << std::setprecision(1)
-      << 3 * forward_flops(training_graph) / 1e9 << std::defaultfloat << " GFLOP per training step; session built in "
-      << duration_text(seconds_since(build_start))
-      << " (" << session.dispatch_count() << " dispatches per step, " << std::fixed << std::setprecision(1)
-      << static_cast<double>(session.memory_summary().total()) / (1 << 20) << std::defaultfloat
-      << " MiB of GPU memory)\n"
-      << "training: " << train_set.size << " images, " << options.steps << " steps of batch " << options.batch_size
-      << ", AdamW lr " << options.lr << ", gradients clipped to norm 1" << std::endl;
+  const int64_t count = kDiffusionClasses * options.samples_per_class;
+  const int64_t sampler_batch = options.guidance_scale != 1.0 ? 2 * count : count;
+  const Graph sampling_graph = diffusion_sampling_graph(config, sampler_batch);
 
-  const Clock::time_point train_start = Clock::now();
-  result.losses = train_unet(session, train_set, schedule, options, out, result.steps);
-  result.train_seconds = seconds_since(train_start);
-  out << "trained " << result.steps << " steps in " << duration_text(result.train_seconds) << '\n';
-  result.parameters = options.out / "unet.safetensors";
-  session.save_parameters(result.parameters.string());
+  std::optional<Session> trained;
+  std::optional<Session> sampler;
+  if (!options.unet.empty()) {
+    out << "UNet: " << parameter_count << " parameters from " << options.unet.string() << "; no training"
+        << std::endl;
+    sampler.emplace(build_inference_session(sampling_graph));
+    sampler->load_parameters(options.unet.string());
+    result.parameters = options.unet;
+  } else {
+    const Clock::time_point build_start = Clock::now();
+    // Clipping keeps the occasional large gradient of the attention layers from derailing a run.
+    OptimizerSpec optimizer = OptimizerSpec::adamw(options.lr, options.weight_decay);
+    optimizer.clip_global_norm = 1.0;
+    Session& session = trained.emplace(build_session(training_graph, {.seed = options.seed, .optimizer = optimizer}));
+    out << "UNet: blocks";
+    for (int64_t width : config.block_out_channels) out << ' ' << width;
+    out << ", " << parameter_count << " parameters, ~" << std::fixed << std::setprecision(1)
+        << 3 * forward_flops(training_graph) / 1e9 << std::defaultfloat
+        << " GFLOP per training step; session built in " << duration_text(seconds_since(build_start)) << " ("
+        << session.dispatch_count() << " dispatches per step, " << std::fixed << std::setprecision(1)
+        << static_cast<double>(session.memory_summary().total()) / (1 << 20) << std::defaultfloat
+        << " MiB of GPU memory)\n"
+        << "training: " << train_set.size << " images, " << options.steps << " steps of batch " << options.batch_size
+        << ", AdamW lr " << options.lr << ", gradients clipped to norm 1" << std::endl;
+
+    const Clock::time_point train_start = Clock::now();
+    result.losses = train_unet(session, train_set, schedule, options, out, result.steps);
+    result.train_seconds = seconds_since(train_start);
+    out << "trained " << result.steps << " steps in " << duration_text(result.train_seconds) << '\n';
+    result.parameters = options.out / "unet.safetensors";
+    session.save_parameters(result.parameters.string());
+    // The sampler reads the trained weights in place.
+    sampler.emplace(build_inference_session(sampling_graph, {.share_parameters_with = &session}));
+  }
 
   // Sampling: one row of the grid per class.
-  const int64_t count = kDiffusionClasses * options.samples_per_class;
   for (int64_t i = 0; i < count; ++i) result.sample_classes.push_back(static_cast<int32_t>(i / options.samples_per_class));
   const Clock::time_point sample_start = Clock::now();
-  const int64_t sampler_batch = options.guidance_scale != 1.0 ? 2 * count : count;
-  Session sampler = build_inference_session(diffusion_sampling_graph(config, sampler_batch),
-                                            {.share_parameters_with = &session});
-  const std::vector<float> samples = sample_images(sampler, schedule, options, result.sample_classes);
+  const std::vector<float> samples = sample_images(*sampler, schedule, options, result.sample_classes);
   result.sampling_seconds = seconds_since(sample_start);
   out << "sampled " << count << " images with " << options.sampling_steps << " DDIM steps, guidance "
       << options.guidance_scale << ", in " << duration_text(result.sampling_seconds) << std::endl;
@@ -415,10 +428,13 @@ DiffusionResult train_diffusion(const DiffusionOptions& options, const data::Mni
   write_png(result.samples_png.string(),
             sample_grid(samples, kDiffusionClasses, options.samples_per_class, kPaddedSide, kPaddedSide, /*gap=*/2,
                         /*scale=*/2));
-  result.loss_png = options.out / "loss.png";
-  write_png(result.loss_png.string(), loss_plot(result.losses));
-  out << "wrote " << result.samples_png.string() << " (one row per class), " << result.loss_png.string() << " and "
-      << result.parameters.string() << '\n';
+  out << "wrote " << result.samples_png.string() << " (one row per class)";
+  if (!result.losses.empty()) {
+    result.loss_png = options.out / "loss.png";
+    write_png(result.loss_png.string(), loss_plot(result.losses));
+    out << ", " << result.loss_png.string() << " and " << result.parameters.string();
+  }
+  out << '\n';
 
   // The check.
   result.predicted_classes = classifier.classify(classifier_inputs(samples, count));

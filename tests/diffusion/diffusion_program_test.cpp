@@ -35,7 +35,7 @@ TEST(DiffusionProgram, HelpListsTheOptions) {
   const Result result = run_diffusion("--help");
   ASSERT_EQ(result.status, 0) << result.output;
   for (const char* option : {"--data", "--out", "--steps", "--batch-size", "--lr", "--sampling-steps", "--guidance",
-                             "--seed", "--classifier", "--train-seconds", "--channels"}) {
+                             "--seed", "--classifier", "--train-seconds", "--channels", "--unet"}) {
     EXPECT_NE(result.output.find(option), std::string::npos) << option << "\n" << result.output;
   }
 }

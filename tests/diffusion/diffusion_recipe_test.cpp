@@ -87,6 +87,22 @@ TEST(DiffusionRecipe, TrainsSamplesDrawsAndChecks) {
     EXPECT_NE(log.str().find(line), std::string::npos) << line << "\n" << log.str();
   }
 
+  // A second run samples from the saved parameters with the saved classifier, training nothing.
+  DiffusionOptions again = tiny_options(dir / "again");
+  again.unet = result.parameters;
+  again.classifier = dir / "classifier.safetensors";
+  again.guidance_scale = 1.0;
+  again.sampling_steps = 1;
+  std::ostringstream again_log;
+  const DiffusionResult resampled = train_diffusion(again, mnist, again_log);
+  EXPECT_EQ(resampled.steps, 0);
+  EXPECT_TRUE(resampled.losses.empty());
+  EXPECT_TRUE(resampled.loss_png.empty());
+  EXPECT_FALSE(std::filesystem::exists(dir / "again" / "classifier.safetensors"));
+  EXPECT_EQ(read_image(resampled.samples_png.string()).height, grid.height);
+  EXPECT_NE(again_log.str().find("no training"), std::string::npos) << again_log.str();
+  EXPECT_EQ(resampled.classifier_test_accuracy, result.classifier_test_accuracy);
+
   // The saved parameters hold the UNet under diffusers' names and the class table.
   Session reloaded = build_inference_session(diffusion_sampling_graph(diffusion_unet_config(tiny_options(dir.path())), 2));
   reloaded.load_parameters(result.parameters.string());

@@ -100,6 +100,9 @@ struct DiffusionOptions {
   // trained here for classifier_epochs on the same data and saved as out/classifier.safetensors.
   std::filesystem::path classifier = {};
   int64_t classifier_epochs = 5;
+  // Parameters of an earlier run (its unet.safetensors): training is skipped and only sampling and
+  // the check run, e.g. to try another guidance scale.
+  std::filesystem::path unet = {};
   int64_t train_limit = 0;  // > 0: only the first train_limit training images (quick runs)
   int64_t log_interval = 100;
 };
@@ -123,7 +126,7 @@ Graph diffusion_training_graph(const UNetConfig& config, int64_t batch);
 Graph diffusion_sampling_graph(const UNetConfig& config, int64_t batch);
 
 struct DiffusionResult {
-  std::vector<float> losses;        // one per optimizer step
+  std::vector<float> losses;        // one per optimizer step (none when DiffusionOptions::unet is set)
   int64_t steps = 0;                // optimizer steps taken
   double train_seconds = 0;
   double sampling_seconds = 0;
@@ -131,7 +134,7 @@ struct DiffusionResult {
   double sample_accuracy = 0;       // generated samples labelled as the class they were asked for
   std::vector<int32_t> sample_classes;     // requested class of each sample (grid order)
   std::vector<int32_t> predicted_classes;  // the classifier's label of each sample
-  std::filesystem::path samples_png, loss_png, parameters;
+  std::filesystem::path samples_png, loss_png, parameters;  // loss_png empty without training
 };
 
 // Loads options.data, then trains, samples, writes the pictures and checks them.
