@@ -1,5 +1,5 @@
 // `meganeura generate --model DIR|REPO_ID (--prompt TEXT | --ids 1,2,3) [--max-tokens N] [--ignore-eos]
-// [--save-logits FILE]`: streams the continuation as text and reports tokens/s on stderr. With --ids the
+// [--save-logits FILE] [--weights f32|f16|bf16]`: streams the continuation as text and reports tokens/s on stderr. With --ids the
 // last line of stdout is the generated ids as a JSON array, and nothing follows it on either stream.
 // A SmolVLM model (its config.json has a vision_config) also answers about images: `--image FILE
 // --prompt TEXT` (the prompt becomes a chat turn about the image, through the model's processor
@@ -43,7 +43,14 @@ struct GenerateOptions {
   int64_t top_k = 0;
   double top_p = 1.0;
   uint64_t seed = 0;
+  std::string weights = "f32";
 };
+
+meganeura::DType weight_storage(const GenerateOptions& options) {
+  if (options.weights == "f16") return meganeura::DType::f16;
+  if (options.weights == "bf16") return meganeura::DType::bf16;
+  return meganeura::DType::f32;
+}
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -146,7 +153,8 @@ void run_text_generate(const GenerateOptions& options, const meganeura::models::
   const std::vector<int32_t> prompt = options.ids.empty() ? tokenizer->encode(options.prompt) : parse_ids(options.ids);
   if (prompt.empty()) throw Error("generate: the prompt encodes to no tokens");
   meganeura::models::Generator generator(
-      checkpoint, cache_positions(prompt.size(), options, checkpoint.config().max_position_embeddings));
+      checkpoint, cache_positions(prompt.size(), options, checkpoint.config().max_position_embeddings),
+      weight_storage(options));
   if (!options.save_logits.empty())
     save_logits(options.save_logits, generator.prompt_logits(prompt), prompt.size(), checkpoint.config().vocab_size);
   stream_generation(options, tokenizer, [&](const meganeura::models::SamplingOptions& sampling) {
@@ -216,7 +224,8 @@ void run_vlm_generate(const GenerateOptions& options, const std::string& directo
     pixels = read_pixel_values(options.pixel_values, config, images);
   }
   meganeura::models::VlmGenerator generator(
-      checkpoint, cache_positions(prompt.size(), options, config.text.max_position_embeddings));
+      checkpoint, cache_positions(prompt.size(), options, config.text.max_position_embeddings),
+      weight_storage(options));
   if (!options.save_logits.empty())
     save_logits(options.save_logits, generator.prompt_logits(prompt, pixels, images), prompt.size(),
                 config.text.vocab_size);
@@ -282,6 +291,10 @@ void setup_generate(CLI::App& app) {
   sub->add_option("--top-p", options->top_p, "Sample from the smallest set holding this probability mass")
       ->capture_default_str();
   sub->add_option("--seed", options->seed, "Seed for sampling")->capture_default_str();
+  sub->add_option("--weights", options->weights,
+                  "How the GPU stores matmul and embedding weights: f32 (reference), f16 or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+      ->capture_default_str();
   sub->callback([options] { run_generate(*options); });
 }
 

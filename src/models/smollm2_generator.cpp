@@ -31,17 +31,22 @@ double open_uniform(std::mt19937_64& rng) {
 struct Generator::Impl {
   const SmolLM2Checkpoint* checkpoint = nullptr;
   int64_t max_positions = 0;
+  DType weight_storage = DType::f32;  // prefill sessions borrow the weights only if they store them alike
   Session decode;  // owns the weights; prefill sessions borrow them, so it is declared first
   std::map<std::pair<int64_t, bool>, Session> prefill;
   GenerationStats stats;
 
-  Impl(const SmolLM2Checkpoint& c, int64_t positions)
-      : checkpoint(&c), max_positions(positions), decode(build(decoding_graph(c.config(), 1, positions), nullptr)) {
+  Impl(const SmolLM2Checkpoint& c, int64_t positions, DType storage)
+      : checkpoint(&c),
+        max_positions(positions),
+        weight_storage(storage),
+        decode(build(decoding_graph(c.config(), 1, positions), nullptr)) {
     c.upload(decode);
   }
 
   Session build(const Graph& graph, const Session* weights) {
-    Session session = build_inference_session(graph, SessionOptions{.share_parameters_with = weights});
+    Session session = build_inference_session(
+        graph, SessionOptions{.share_parameters_with = weights, .weight_storage = weight_storage});
     // The caches start as zeros: positions not written yet are masked, but must hold finite values.
     const std::vector<float> zeros(cache_elements(), 0.0f);
     for (int64_t i = 0; i < checkpoint->config().num_hidden_layers; ++i) {
@@ -96,13 +101,15 @@ struct Generator::Impl {
   }
 };
 
-Generator::Generator(const SmolLM2Checkpoint& checkpoint, int64_t max_positions) {
+Generator::Generator(const SmolLM2Checkpoint& checkpoint, int64_t max_positions, DType weight_storage) {
   const LlamaConfig& config = checkpoint.config();
   if (max_positions <= 0) max_positions = std::min<int64_t>(config.max_position_embeddings, 2048);
   if (max_positions > config.max_position_embeddings)
     throw Error("Generator: max_positions " + std::to_string(max_positions) + " exceeds the model's " +
                 std::to_string(config.max_position_embeddings) + " positions");
-  impl_ = std::make_unique<Impl>(checkpoint, max_positions);
+  if (weight_storage != DType::f32 && weight_storage != DType::f16 && weight_storage != DType::bf16)
+    throw Error("Generator: weight storage must be f32, f16 or bf16, got " + std::string(dtype_name(weight_storage)));
+  impl_ = std::make_unique<Impl>(checkpoint, max_positions, weight_storage);
 }
 
 Generator::Generator(Generator&&) noexcept = default;

@@ -14,7 +14,8 @@ struct VlmGenerator::Impl {
   Generator text;  // owns the text weights; prefill sessions borrow them, so it is declared first
   std::map<std::tuple<int64_t, int64_t, bool>, Session> prefill;
 
-  Impl(const SmolVlmCheckpoint& c, int64_t max_positions) : checkpoint(&c), text(c.text(), max_positions) {}
+  Impl(const SmolVlmCheckpoint& c, int64_t max_positions, DType weight_storage)
+      : checkpoint(&c), text(c.text(), max_positions, weight_storage) {}
 
   // The session for this prompt and these images, its image inputs set.
   Session& prepare(std::span<const int32_t> ids, std::span<const float> pixel_values, int64_t images, bool all_logits) {
@@ -43,8 +44,8 @@ struct VlmGenerator::Impl {
   }
 };
 
-VlmGenerator::VlmGenerator(const SmolVlmCheckpoint& checkpoint, int64_t max_positions)
-    : impl_(std::make_unique<Impl>(checkpoint, max_positions)) {}
+VlmGenerator::VlmGenerator(const SmolVlmCheckpoint& checkpoint, int64_t max_positions, DType weight_storage)
+    : impl_(std::make_unique<Impl>(checkpoint, max_positions, weight_storage)) {}
 VlmGenerator::VlmGenerator(VlmGenerator&&) noexcept = default;
 VlmGenerator& VlmGenerator::operator=(VlmGenerator&&) noexcept = default;
 VlmGenerator::~VlmGenerator() = default;

@@ -117,6 +117,25 @@ TEST(SmolLM2Gpu, GreedyTokensThroughTheKvCacheMatchTransformers) {
   EXPECT_EQ(generator.generate(prompt, options), std::vector<int32_t>{expected[0]});
 }
 
+TEST(SmolLM2Gpu, Bf16WeightStorageKeepsTheGreedyTokensAndHalvesTheWeights) {
+  SKIP_WITHOUT_ATTENTION_KERNELS();
+  const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");
+  const auto json = golden_json();
+  const auto prompt = json.at("prompt_ids").get<std::vector<int32_t>>();
+  const auto expected = json.at("greedy_new_ids").get<std::vector<int32_t>>();
+  SamplingOptions options;
+  options.max_new_tokens = static_cast<int64_t>(expected.size());
+  options.ignore_eos = true;
+  Generator reference(checkpoint, 64);
+  Generator bf16(checkpoint, 64, meganeura::DType::bf16);
+  // The fixture's weights survive rounding to bf16 with the same greedy continuation.
+  EXPECT_EQ(bf16.generate(prompt, options), expected);
+  EXPECT_EQ(reference.generate(prompt, options), expected);
+  // Same sessions, 16-bit matmul and embedding weights: the bf16 generator holds fewer bytes.
+  EXPECT_LT(bf16.device_memory(), reference.device_memory());
+  EXPECT_THROW(Generator(checkpoint, 64, meganeura::DType::i32), meganeura::Error);
+}
+
 TEST(SmolLM2Gpu, DeviceMemoryCountsSharedWeightsOnceAndGrowsPerPrefillBucket) {
   SKIP_WITHOUT_ATTENTION_KERNELS();
   const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");

@@ -176,7 +176,10 @@ struct GenerationStats {
 class Generator {
  public:
   // max_positions: KV-cache capacity (prompt + new tokens); 0: min(max_position_embeddings, 2048).
-  explicit Generator(const SmolLM2Checkpoint& checkpoint, int64_t max_positions = 0);
+  // weight_storage: f16 or bf16 keeps the matmul and embedding weights as 16-bit values on the GPU
+  // (half the bytes each decode step reads; SessionOptions::weight_storage); f32 is the reference.
+  explicit Generator(const SmolLM2Checkpoint& checkpoint, int64_t max_positions = 0,
+                     DType weight_storage = DType::f32);
   Generator(Generator&&) noexcept;
   Generator& operator=(Generator&&) noexcept;
   ~Generator();

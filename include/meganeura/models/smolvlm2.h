@@ -156,7 +156,9 @@ class SmolVlmCheckpoint {
 class VlmGenerator {
  public:
   // max_positions: KV-cache capacity; 0: min(max_position_embeddings, 2048).
-  explicit VlmGenerator(const SmolVlmCheckpoint& checkpoint, int64_t max_positions = 0);
+  // weight_storage as for Generator: f16/bf16 keeps the 16-bit matmul and embedding weights on the GPU.
+  explicit VlmGenerator(const SmolVlmCheckpoint& checkpoint, int64_t max_positions = 0,
+                        DType weight_storage = DType::f32);
   VlmGenerator(VlmGenerator&&) noexcept;
   VlmGenerator& operator=(VlmGenerator&&) noexcept;
   ~VlmGenerator();
