@@ -1,4 +1,4 @@
-// bench_attention — fused attention forward + backward (dQ, dK, dV) for SmolLM2-135M shapes: 9 query
+// bench_attention — fused attention forward + backward (row log-sum-exp, dQ, dK, dV) for SmolLM2-135M shapes: 9 query
 // heads, 3 KV heads, head dim 64, causal, f32. Prints one JSON line per workload for bench/run.py.
 //
 //   build/bin/bench_attention attention_smollm2_s128 attention_smollm2_s1024
@@ -37,8 +37,10 @@ Graph attention_graph(const Problem& p) {
   Tensor dout = g.input("dout", {p.B, p.Hq, p.S, p.D});
   const AttentionOptions options{.causal = true};
   Tensor out = g.attention(q, k, v, options);
-  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, options), g.attention_grad_k(q, k, v, out, dout, options),
-                 g.attention_grad_v(q, k, v, out, dout, options)});
+  // What differentiate() emits: the row log-sum-exp once, shared by the three gradients.
+  Tensor lse = g.attention_lse(q, k, options);
+  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, lse, options),
+                 g.attention_grad_k(q, k, v, out, dout, lse, options), g.attention_grad_v(q, k, v, out, dout, lse, options)});
   return g;
 }
 

@@ -287,15 +287,21 @@ class Graph {
   // Inputs in the node: q, k, v, then the mask (float) if given, then the position offset (i32).
   Tensor attention(Tensor q, Tensor k, Tensor v, AttentionOptions options = {},
                    std::optional<Tensor> mask = std::nullopt, std::optional<Tensor> position_offset = std::nullopt);
-  // Gradients w.r.t. q, k, v; inputs q, k, v, out (the forward result), dout, [mask], [offset].
-  Tensor attention_grad_q(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options = {},
-                          std::optional<Tensor> mask = std::nullopt,
+  // Row log-sum-exp of the scaled, masked scores: f32 [B, Hq, S], log Σ_j exp(s_ij) over the keys
+  // query i sees (+inf for a row that sees none). Inputs in the node: q, k, [mask], [offset].
+  Tensor attention_lse(Tensor q, Tensor k, AttentionOptions options = {}, std::optional<Tensor> mask = std::nullopt,
+                       std::optional<Tensor> position_offset = std::nullopt);
+  // Gradients w.r.t. q, k, v; inputs q, k, v, out (the forward result), dout, lse (attention_lse of
+  // the same q, k, options, mask and offset), [mask], [offset]. With P = exp(s − lse):
+  // dV = Pᵀ dout, dS = P ∘ (dout vᵀ − rowsum(dout ∘ out)), dQ = scale · dS k, dK = scale · dSᵀ q.
+  Tensor attention_grad_q(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                          AttentionOptions options = {}, std::optional<Tensor> mask = std::nullopt,
                           std::optional<Tensor> position_offset = std::nullopt);
-  Tensor attention_grad_k(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options = {},
-                          std::optional<Tensor> mask = std::nullopt,
+  Tensor attention_grad_k(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                          AttentionOptions options = {}, std::optional<Tensor> mask = std::nullopt,
                           std::optional<Tensor> position_offset = std::nullopt);
-  Tensor attention_grad_v(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options = {},
-                          std::optional<Tensor> mask = std::nullopt,
+  Tensor attention_grad_v(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                          AttentionOptions options = {}, std::optional<Tensor> mask = std::nullopt,
                           std::optional<Tensor> position_offset = std::nullopt);
 
   // ---- convolution and pooling (NCHW) ---------------------------------------------------------

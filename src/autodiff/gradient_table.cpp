@@ -322,9 +322,13 @@ Grads gradient_rule(const GradientContext& c) {
       const AttentionOperands a = attention_operands(c, 3);
       if (a.mask_index && want(*a.mask_index))
         unsupported_operand(c, *a.mask_index, "the additive mask is treated as a constant");
-      if (want(0)) r[0] = G.attention_grad_q(in[0], in[1], in[2], out, g, a.options, a.mask, a.offset);
-      if (want(1)) r[1] = G.attention_grad_k(in[0], in[1], in[2], out, g, a.options, a.mask, a.offset);
-      if (want(2)) r[2] = G.attention_grad_v(in[0], in[1], in[2], out, g, a.options, a.mask, a.offset);
+      // The row log-sum-exp, computed once and shared by the three gradients, lets each of them
+      // form the probabilities exp(s − lse) directly instead of recomputing softmax statistics.
+      if (!want(0) && !want(1) && !want(2)) break;
+      const Tensor lse = G.attention_lse(in[0], in[1], a.options, a.mask, a.offset);
+      if (want(0)) r[0] = G.attention_grad_q(in[0], in[1], in[2], out, g, lse, a.options, a.mask, a.offset);
+      if (want(1)) r[1] = G.attention_grad_k(in[0], in[1], in[2], out, g, lse, a.options, a.mask, a.offset);
+      if (want(2)) r[2] = G.attention_grad_v(in[0], in[1], in[2], out, g, lse, a.options, a.mask, a.offset);
       break;
     }
 
@@ -469,7 +473,8 @@ GradientSupport gradient_support(Op op) {
     // Piecewise constant or integer-valued outputs, state updates and second derivatives that the
     // training step never needs.
     case Op::greater: case Op::argmax: case Op::stop_gradient: case Op::kv_cache_write:
-    case Op::attention_grad_q: case Op::attention_grad_k: case Op::attention_grad_v:
+    // attention_lse: a statistic saved for the attention backward, which never needs its derivative.
+    case Op::attention_lse: case Op::attention_grad_q: case Op::attention_grad_k: case Op::attention_grad_v:
     case Op::max_pool2d_grad: case Op::layer_norm_grad: case Op::rms_norm_grad: case Op::group_norm_grad:
     case Op::cross_entropy_grad: case Op::top_k_top_p_mask:
       return GradientSupport::not_differentiable;

@@ -1,14 +1,17 @@
 // Fused attention kernels, flash-attention style: K/V (or Q/dO) tiles pass through shared memory,
 // softmax runs online (running max and sum), and no S×Skv matrix is ever stored.
 //
-// - attention: a workgroup holds `rows` query rows × `lanes` threads per row; lanes split the keys
-//   of a tile (the one-query decode form uses 1 row × 64 lanes) and merge their partial softmax
-//   states at the end.
-// - attention_grad_q: one thread per query row; a first pass over the keys recomputes the row's
-//   log-sum-exp (the IR's attention has one output, so the forward cannot hand it over), a second
-//   accumulates dQ = scale · Σ_j P_ij (dP_ij − Δ_i) K_j with Δ_i = dO_i · O_i.
-// - attention_grad_k / _v: one thread per key; query rows of every head of the key's group come in
-//   tiles through shared memory, and each tile's log-sum-exp is recomputed there.
+// - attention, attention_lse: a workgroup holds `rows` query rows × `lanes` threads per row; lanes
+//   split the keys of a tile (the one-query decode form uses 1 row × 64 lanes) and merge their
+//   partial softmax states at the end. attention_lse keeps only the state: max + log(sum).
+// - the backward takes the row log-sum-exp (attention_lse) as an input, so every kernel forms
+//   P = exp(s − lse) directly and visits the other sequence once; Δ_i = dO_i · O_i is formed where
+//   needed from O and dO (one dot product per row, next to the row's tile loads).
+// - attention_grad_q: `lanes` threads per query row split the keys; their partial dQ rows are summed
+//   at the end.
+// - attention_grad_k / _v: a workgroup owns `keys` keys × `parts` threads per key; each thread keeps
+//   its key (and value) row in registers, the parts split the query rows of every head of the key's
+//   group (tiles through shared memory), and their partial dK/dV rows are summed at the end.
 #include <cmath>
 #include <sstream>
 
@@ -22,15 +25,20 @@ namespace meganeura::codegen {
 namespace {
 
 // Constants and helpers every attention kernel shares: sizes, positions, the mask.
+// Input positions: q, k, v, then (backward) out, dout, lse; attention_lse reads q and k only.
+size_t fixed_inputs(Op op) { return op == Op::attention ? 3 : (op == Op::attention_lse ? 2 : 6); }
+
+// Constants and helpers every attention kernel shares: sizes, positions, the mask.
 std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel, const Node& node) {
+  const bool has_v = node.op != Op::attention_lse;
   const Shape& q = graph.node(node.inputs[0]).shape;
   const Shape& k = graph.node(node.inputs[1]).shape;
-  const Shape& v = graph.node(node.inputs[2]).shape;
-  const int64_t B = q[0], Hq = q[1], S = q[2], D = q[3], Hkv = k[1], Skv = k[2], Dv = v[3];
+  const int64_t B = q[0], Hq = q[1], S = q[2], D = q[3], Hkv = k[1], Skv = k[2];
+  const int64_t Dv = has_v ? graph.node(node.inputs[2]).shape[3] : D;
   if (Hkv == 0 || Hq % Hkv != 0) throw Error("codegen: attention with " + std::to_string(Hq) + " query heads and " +
                                              std::to_string(Hkv) + " kv heads; query heads must be a multiple");
   const double scale = node.attrs.scale != 0.0 ? node.attrs.scale : 1.0 / std::sqrt(static_cast<double>(D));
-  const size_t fixed = node.op == Op::attention ? 3 : 5;
+  const size_t fixed = fixed_inputs(node.op);
   int mask_input = -1, offset_input = -1;
   for (size_t j = fixed; j < node.inputs.size(); ++j) {
     if (graph.node(node.inputs[j]).dtype == DType::i32) {
@@ -43,20 +51,30 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
   out << "const uint B = " << uint_literal(B) << ", HQ = " << uint_literal(Hq) << ", HKV = " << uint_literal(Hkv)
       << ", S = " << uint_literal(S) << ", SKV = " << uint_literal(Skv) << ", D = " << uint_literal(D)
       << ", DV = " << uint_literal(Dv) << ", GROUP = " << uint_literal(Hq / Hkv) << ";\n"
+      << "const uint D4 = (D + 3u) / 4u, DV4 = (DV + 3u) / 4u;\n"
+      << "// Row strides (in vec4) of shared tiles, odd: threads reading one column of different rows\n"
+      << "// hit different banks.\n"
+      << "const uint DP4 = D4 | 1u, DVP4 = DV4 | 1u;\n"
+      << "// Four consecutive elements from column 4c of a row at `at` with n columns; zeros past n.\n"
+      << "#define READ1(BUF, at, d, n) ((d) < (n) ? float(BUF.data[(at) + (d)]) : 0.0)\n"
+      << "#define READ4(BUF, at, c, n) vec4(READ1(BUF, at, (c) * 4u, n), READ1(BUF, at, (c) * 4u + 1u, n), "
+         "READ1(BUF, at, (c) * 4u + 2u, n), READ1(BUF, at, (c) * 4u + 3u, n))\n"
       << "const float SCALE = " << float_literal(scale) << ";\n"
       << "// Scores at or below NEG are masked out (an additive -inf mask included).\n"
       << "const float NEG = -1.0e30;\n"
       << "#define QB " << input_buffer(kernel, node, 0) << "\n"
-      << "#define KB " << input_buffer(kernel, node, 1) << "\n"
-      << "#define VB " << input_buffer(kernel, node, 2) << "\n";
-  if (fixed == 5) {
+      << "#define KB " << input_buffer(kernel, node, 1) << "\n";
+  if (has_v) out << "#define VB " << input_buffer(kernel, node, 2) << "\n";
+  if (fixed == 6) {
     out << "#define OB " << input_buffer(kernel, node, 3) << "\n"
-        << "#define DOB " << input_buffer(kernel, node, 4) << "\n";
+        << "#define DOB " << input_buffer(kernel, node, 4) << "\n"
+        << "#define LSEB " << input_buffer(kernel, node, 5) << "\n";
   }
   out << "uint q_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * D; }\n"
       << "uint k_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * D; }\n"
       << "uint v_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * DV; }\n"
-      << "uint o_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * DV; }\n";
+      << "uint o_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * DV; }\n"
+      << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n";
   // Query i sits at offset + i with a position offset (keys past offset + S are unwritten cache
   // slots), else at Skv − S + i (causal mask aligned to the end).
   if (offset_input >= 0) {
@@ -89,13 +107,18 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
   return out.str();
 }
 
-std::string forward_body(const compile::Kernel& kernel) {
+// Head-dim loops run over vec4 columns: one shared-memory load feeds four multiply-adds (the
+// kernels are bound by shared-memory loads otherwise), and the four lanes of a vec4 accumulator
+// are independent chains. Columns past D (or DV) hold zeros.
+
+// attention (with_values) and attention_lse (without): one pass over the keys with an online softmax.
+std::string forward_body(const compile::Kernel& kernel, bool with_values) {
   const uint32_t lanes = kernel.local_size[0], rows = kernel.local_size[1], keys = kernel.register_tile[0];
   std::ostringstream out;
   out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
-      << R"(shared float k_tile[BK * D];
-shared float v_tile[BK * DV];
-shared float merge_a[R * L];
+      << "shared vec4 k_tile[BK * DP4];\n"
+      << (with_values ? "shared vec4 v_tile[BK * DVP4];\n" : "")
+      << R"(shared float merge_a[R * L];
 shared float merge_b[R * L];
 
 void main() {
@@ -110,50 +133,70 @@ void main() {
   uint qi = min(i, S - 1u);
   int end_row = valid ? key_end(qi) : 0;
   int end_group = key_end(min(tile * R + R - 1u, S - 1u));
-  float q[D];
-  for (uint d = 0u; d < D; ++d) q[d] = float(QB.data[q_at(b, h, qi) + d]) * SCALE;
-  float acc[DV];
-  for (uint d = 0u; d < DV; ++d) acc[d] = 0.0;
-  float m = NEG, l = 0.0;
+  vec4 q[D4];
+  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = READ4(QB, q_at(b, h, qi), c, D) * SCALE;
+)";
+  if (with_values) {
+    out << "  vec4 acc[DV4];\n  [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] = vec4(0.0);\n";
+  }
+  out << R"(  float m = NEG, l = 0.0;
   for (int base = 0; base < end_group; base += int(BK)) {
     barrier();
-    for (uint e = local_index; e < BK * D; e += R * L) {
-      uint j = uint(base) + e / D;
-      k_tile[e] = j < SKV ? float(KB.data[k_at(b, kvh, j) + e % D]) : 0.0;
+    for (uint e = local_index; e < BK * D4; e += R * L) {
+      uint j = uint(base) + e / D4;
+      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? READ4(KB, k_at(b, kvh, j), e % D4, D) : vec4(0.0);
     }
-    for (uint e = local_index; e < BK * DV; e += R * L) {
-      uint j = uint(base) + e / DV;
-      v_tile[e] = j < SKV ? float(VB.data[v_at(b, kvh, j) + e % DV]) : 0.0;
+)";
+  if (with_values) {
+    out << R"(    for (uint e = local_index; e < BK * DV4; e += R * L) {
+      uint j = uint(base) + e / DV4;
+      v_tile[(e / DV4) * DVP4 + e % DV4] = j < SKV ? READ4(VB, v_at(b, kvh, j), e % DV4, DV) : vec4(0.0);
     }
-    barrier();
+)";
+  }
+  out << R"(    barrier();
     for (uint jj = lane; jj < BK; jj += L) {
       int j = base + int(jj);
       if (j >= end_row) break;
-      float s = 0.0;
-      for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
-      s += mask_at(b, h, i, uint(j));
+      vec4 dot4 = vec4(0.0);
+      [[unroll]] for (uint c = 0u; c < D4; ++c) dot4 += q[c] * k_tile[jj * DP4 + c];
+      float s = (dot4.x + dot4.y) + (dot4.z + dot4.w) + mask_at(b, h, i, uint(j));
       if (s <= NEG) continue;
-      if (s > m) {
-        float c = exp(m - s);
-        l = l * c + 1.0;
-        for (uint d = 0u; d < DV; ++d) acc[d] = acc[d] * c + v_tile[jj * DV + d];
-        m = s;
-      } else {
-        float p = exp(s - m);
-        l += p;
-        for (uint d = 0u; d < DV; ++d) acc[d] += p * v_tile[jj * DV + d];
-      }
-    }
-  }
 )";
-  if (lanes == 1) {
-    out << R"(  if (!valid) return;
-  float inv = l > 0.0 ? 1.0 / l : 0.0;
-  for (uint d = 0u; d < DV; ++d) result.data[o_at(b, h, i) + d] = acc[d] * inv;
-}
+  // The running maximum rarely moves after the first keys, so the rescale is a rare branch and the
+  // accumulation below it runs in step across the warp.
+  if (with_values) {
+    out << R"(      if (s > m) {
+        float c = exp(m - s);
+        l *= c;
+        [[unroll]] for (uint k = 0u; k < DV4; ++k) acc[k] *= c;
+        m = s;
+      }
+      float p = exp(s - m);
+      l += p;
+      [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] += p * v_tile[jj * DVP4 + c];
 )";
   } else {
-    out << R"(  // Merge the lanes' partial states: rescale each to the row's overall maximum.
+    out << "      if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }\n";
+  }
+  out << "    }\n  }\n";
+  // A row that sees no key gets lse = +inf, so that exp(s − lse) is 0 for every key.
+  if (lanes == 1) {
+    if (with_values) {
+      out << R"(  if (!valid) return;
+  float inv = l > 0.0 ? 1.0 / l : 0.0;
+  [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[o_at(b, h, i) + d] = acc[d / 4u][d % 4u] * inv;
+}
+)";
+    } else {
+      out << R"(  if (!valid) return;
+  result.data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);
+}
+)";
+    }
+    return out.str();
+  }
+  out << R"(  // Merge the lanes' partial states: rescale each to the row's overall maximum.
   merge_a[row * L + lane] = m;
   barrier();
   float top = NEG;
@@ -163,10 +206,17 @@ void main() {
   barrier();
   float total = 0.0;
   for (uint t = 0u; t < L; ++t) total += merge_b[row * L + t];
-  float inv = total > 0.0 ? 1.0 / total : 0.0;
-  for (uint d = 0u; d < DV; ++d) {
+)";
+  if (!with_values) {
+    out << R"(  if (lane == 0u && valid) result.data[row_at(b, h, i)] = total > 0.0 ? top + log(total) : uintBitsToFloat(0x7f800000u);
+}
+)";
+    return out.str();
+  }
+  out << R"(  float inv = total > 0.0 ? 1.0 / total : 0.0;
+  [[unroll]] for (uint d = 0u; d < DV; ++d) {
     barrier();
-    merge_a[row * L + lane] = acc[d] * weight;
+    merge_a[row * L + lane] = acc[d / 4u][d % 4u] * weight;
     barrier();
     if (lane == 0u && valid) {
       float sum = 0.0;
@@ -176,16 +226,16 @@ void main() {
   }
 }
 )";
-  }
   return out.str();
 }
 
 std::string grad_q_body(const compile::Kernel& kernel) {
-  const uint32_t rows = kernel.local_size[1], keys = kernel.register_tile[0];
+  const uint32_t lanes = kernel.local_size[0], rows = kernel.local_size[1], keys = kernel.register_tile[0];
   std::ostringstream out;
-  out << "const uint R = " << rows << "u, BK = " << keys << "u;\n"
-      << R"(shared float k_tile[BK * D];
-shared float v_tile[BK * DV];
+  out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
+      << R"(shared vec4 k_tile[BK * DP4];
+shared vec4 v_tile[BK * DVP4];
+shared float merge[R * L];
 
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
@@ -193,88 +243,83 @@ void main() {
   if (wg >= q_tiles * B * HQ) return;
   uint tile = wg % q_tiles, bh = wg / q_tiles;
   uint h = bh % HQ, b = bh / HQ, kvh = h / GROUP;
-  uint row = gl_LocalInvocationID.y;
+  uint lane = gl_LocalInvocationID.x, row = gl_LocalInvocationID.y, local_index = gl_LocalInvocationIndex;
   uint i = tile * R + row;
   bool valid = i < S;
   uint qi = min(i, S - 1u);
   int end_row = valid ? key_end(qi) : 0;
   int end_group = key_end(min(tile * R + R - 1u, S - 1u));
-  float q[D];
-  [[unroll]] for (uint d = 0u; d < D; ++d) q[d] = float(QB.data[q_at(b, h, qi) + d]) * SCALE;
-  float dout[DV];
-  float delta = 0.0;
-  [[unroll]] for (uint d = 0u; d < DV; ++d) {
-    dout[d] = float(DOB.data[o_at(b, h, qi) + d]);
-    delta += dout[d] * float(OB.data[o_at(b, h, qi) + d]);
+  vec4 q[D4];
+  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = READ4(QB, q_at(b, h, qi), c, D) * SCALE;
+  vec4 dout[DV4];
+  vec4 delta4 = vec4(0.0);
+  [[unroll]] for (uint c = 0u; c < DV4; ++c) {
+    dout[c] = READ4(DOB, o_at(b, h, qi), c, DV);
+    delta4 += dout[c] * READ4(OB, o_at(b, h, qi), c, DV);
   }
-  // Pass 1: the row's log-sum-exp.
-  float m = NEG, l = 0.0;
+  float delta = (delta4.x + delta4.y) + (delta4.z + delta4.w);
+  float lse = LSEB.data[row_at(b, h, qi)];
+  vec4 dq[D4];
+  [[unroll]] for (uint c = 0u; c < D4; ++c) dq[c] = vec4(0.0);
   for (int base = 0; base < end_group; base += int(BK)) {
     barrier();
-    for (uint e = row; e < BK * D; e += R) {
-      uint j = uint(base) + e / D;
-      k_tile[e] = j < SKV ? float(KB.data[k_at(b, kvh, j) + e % D]) : 0.0;
+    for (uint e = local_index; e < BK * D4; e += R * L) {
+      uint j = uint(base) + e / D4;
+      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? READ4(KB, k_at(b, kvh, j), e % D4, D) : vec4(0.0);
+    }
+    for (uint e = local_index; e < BK * DV4; e += R * L) {
+      uint j = uint(base) + e / DV4;
+      v_tile[(e / DV4) * DVP4 + e % DV4] = j < SKV ? READ4(VB, v_at(b, kvh, j), e % DV4, DV) : vec4(0.0);
     }
     barrier();
-    for (uint jj = 0u; jj < BK; ++jj) {
+    for (uint jj = lane; jj < BK; jj += L) {
       int j = base + int(jj);
       if (j >= end_row) break;
-      float s = 0.0;
-      [[unroll]] for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
-      s += mask_at(b, h, i, uint(j));
-      if (s <= NEG) continue;
-      if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
-    }
-  }
-  float lse = l > 0.0 ? m + log(l) : 0.0;
-  if (l <= 0.0) end_row = 0;
-  // Pass 2: dQ.
-  float dq[D];
-  [[unroll]] for (uint d = 0u; d < D; ++d) dq[d] = 0.0;
-  for (int base = 0; base < end_group; base += int(BK)) {
-    barrier();
-    for (uint e = row; e < BK * D; e += R) {
-      uint j = uint(base) + e / D;
-      k_tile[e] = j < SKV ? float(KB.data[k_at(b, kvh, j) + e % D]) : 0.0;
-    }
-    for (uint e = row; e < BK * DV; e += R) {
-      uint j = uint(base) + e / DV;
-      v_tile[e] = j < SKV ? float(VB.data[v_at(b, kvh, j) + e % DV]) : 0.0;
-    }
-    barrier();
-    for (uint jj = 0u; jj < BK; ++jj) {
-      int j = base + int(jj);
-      if (j >= end_row) break;
-      float s = 0.0;
-      [[unroll]] for (uint d = 0u; d < D; ++d) s += q[d] * k_tile[jj * D + d];
-      s += mask_at(b, h, i, uint(j));
+      vec4 s4 = vec4(0.0);
+      [[unroll]] for (uint c = 0u; c < D4; ++c) s4 += q[c] * k_tile[jj * DP4 + c];
+      float s = (s4.x + s4.y) + (s4.z + s4.w) + mask_at(b, h, i, uint(j));
       if (s <= NEG) continue;
       float p = exp(s - lse);
-      float dp = 0.0;
-      [[unroll]] for (uint d = 0u; d < DV; ++d) dp += dout[d] * v_tile[jj * DV + d];
-      float ds = p * (dp - delta);
-      [[unroll]] for (uint d = 0u; d < D; ++d) dq[d] += ds * k_tile[jj * D + d];
+      vec4 dp4 = vec4(0.0);
+      [[unroll]] for (uint c = 0u; c < DV4; ++c) dp4 += dout[c] * v_tile[jj * DVP4 + c];
+      float ds = p * (((dp4.x + dp4.y) + (dp4.z + dp4.w)) - delta);
+      [[unroll]] for (uint c = 0u; c < D4; ++c) dq[c] += ds * k_tile[jj * DP4 + c];
     }
   }
-  if (!valid) return;
-  [[unroll]] for (uint d = 0u; d < D; ++d) result.data[q_at(b, h, i) + d] = dq[d] * SCALE;
+)";
+  if (lanes == 1) {
+    out << R"(  if (!valid) return;
+  [[unroll]] for (uint d = 0u; d < D; ++d) result.data[q_at(b, h, i) + d] = dq[d / 4u][d % 4u] * SCALE;
 }
 )";
+  } else {
+    out << R"(  // Sum the lanes' partial rows.
+  [[unroll]] for (uint d = 0u; d < D; ++d) {
+    barrier();
+    merge[row * L + lane] = dq[d / 4u][d % 4u];
+    barrier();
+    if (lane == 0u && valid) {
+      float sum = 0.0;
+      for (uint t = 0u; t < L; ++t) sum += merge[row * L + t];
+      result.data[q_at(b, h, i) + d] = sum * SCALE;
+    }
+  }
+}
+)";
+  }
   return out.str();
 }
 
 std::string grad_kv_body(const compile::Kernel& kernel, bool grad_k) {
-  const uint32_t keys = kernel.local_size[0], rows = kernel.register_tile[1];
+  const uint32_t keys = kernel.local_size[0], parts = kernel.local_size[1], rows = kernel.register_tile[1];
   std::ostringstream out;
-  out << "const uint BK = " << keys << "u, BQ = " << rows << "u;\n"
-      << "const uint OUT_D = " << (grad_k ? "D" : "DV") << ";\n"
-      << R"(shared float q_tile[BQ * D];
-shared float do_tile[BQ * DV];
+  out << "const uint BK = " << keys << "u, P = " << parts << "u, BQ = " << rows << "u;\n"
+      << "const uint OUT_D = " << (grad_k ? "D" : "DV") << ", OUT_D4 = " << (grad_k ? "D4" : "DV4") << ";\n"
+      << R"(shared vec4 q_tile[BQ * DP4];
+shared vec4 do_tile[BQ * DVP4];
 shared float row_lse[BQ];
-shared float row_delta[BQ];
-const uint SPLIT = BK >= BQ ? BK / BQ : 1u, PARTS = BQ * SPLIT;
-shared float part_m[PARTS];
-shared float part_l[PARTS];
+shared float row_delta[BQ * 4u];
+shared float partial[BK * P];
 
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
@@ -282,15 +327,20 @@ void main() {
   if (wg >= k_tiles * B * HKV) return;
   uint tile = wg % k_tiles, bh = wg / k_tiles;
   uint kvh = bh % HKV, b = bh / HKV;
-  uint t = gl_LocalInvocationID.x;
+  uint t = gl_LocalInvocationID.x, part = gl_LocalInvocationID.y, local_index = gl_LocalInvocationIndex;
   uint j = tile * BK + t;
   bool valid = j < SKV;
   uint kj = min(j, SKV - 1u);
-  // The thread's key and value rows are read from memory where used (cached), which keeps the
-  // per-thread arrays down to the accumulator.
-  uint key_at = k_at(b, kvh, kj), value_at = v_at(b, kvh, kj);
-  float acc[OUT_D];
-  [[unroll]] for (uint d = 0u; d < OUT_D; ++d) acc[d] = 0.0;
+  vec4 key[D4];
+  [[unroll]] for (uint c = 0u; c < D4; ++c) key[c] = READ4(KB, k_at(b, kvh, kj), c, D);
+)";
+  if (grad_k) {
+    out << R"(  vec4 value[DV4];
+  [[unroll]] for (uint c = 0u; c < DV4; ++c) value[c] = READ4(VB, v_at(b, kvh, kj), c, DV);
+)";
+  }
+  out << R"(  vec4 acc[OUT_D4];
+  [[unroll]] for (uint c = 0u; c < OUT_D4; ++c) acc[c] = vec4(0.0);
   // One flat loop over (query head of the group, query tile): every thread runs the same
   // iterations, so the barriers stay in uniform control flow.
   uint q_tiles = (S + BQ - 1u) / BQ;
@@ -298,84 +348,75 @@ void main() {
     uint h = kvh * GROUP + step / q_tiles;
     uint qbase = (step % q_tiles) * BQ;
     // No query of this tile sees a key of this workgroup (causal or unwritten cache): skip it.
-    if (key_end(min(qbase + BQ, S) - 1u) > int(tile * BK)) {
-      barrier();
-      for (uint e = t; e < BQ * D; e += BK) {
-        uint i = qbase + e / D;
-        q_tile[e] = i < S ? float(QB.data[q_at(b, h, i) + e % D]) : 0.0;
-      }
-      for (uint e = t; e < BQ * DV; e += BK) {
-        uint i = qbase + e / DV;
-        do_tile[e] = i < S ? float(DOB.data[o_at(b, h, i) + e % DV]) : 0.0;
-      }
-      barrier();
-      // Each row's log-sum-exp over all its keys: SPLIT threads per row take every SPLIT-th key,
-      // then one merges their partial (max, sum) pairs.
-      for (uint slot = t; slot < PARTS; slot += BK) {
-        uint r = slot / SPLIT, part = slot % SPLIT;
-        uint i = qbase + r;
-        float m = NEG, l = 0.0;
-        if (i < S) {
-          int end = key_end(i);
-          for (int other = int(part); other < end; other += int(SPLIT)) {
-            float s = 0.0;
-            uint at = k_at(b, kvh, uint(other));
-            [[unroll]] for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[at + d]);
-            s = s * SCALE + mask_at(b, h, i, uint(other));
-            if (s <= NEG) continue;
-            if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
-          }
-        }
-        part_m[slot] = m;
-        part_l[slot] = l;
-      }
-      barrier();
-      for (uint r = t; r < BQ; r += BK) {
-        uint i = qbase + r;
-        float top = NEG;
-        for (uint p = 0u; p < SPLIT; ++p) top = max(top, part_m[r * SPLIT + p]);
-        float total = 0.0;
-        for (uint p = 0u; p < SPLIT; ++p) total += part_l[r * SPLIT + p] * exp(part_m[r * SPLIT + p] - top);
-        // A row that sees no key gets an infinite log-sum-exp: its probabilities are all 0.
-        row_lse[r] = total > 0.0 ? top + log(total) : 3.0e38;
-        float delta = 0.0;
+    if (key_end(min(qbase + BQ, S) - 1u) <= int(tile * BK)) continue;
+    barrier();
+    for (uint e = local_index; e < BQ * D4; e += BK * P) {
+      uint i = qbase + e / D4;
+      q_tile[(e / D4) * DP4 + e % D4] = i < S ? READ4(QB, q_at(b, h, i), e % D4, D) : vec4(0.0);
+    }
+    for (uint e = local_index; e < BQ * DV4; e += BK * P) {
+      uint i = qbase + e / DV4;
+      do_tile[(e / DV4) * DVP4 + e % DV4] = i < S ? READ4(DOB, o_at(b, h, i), e % DV4, DV) : vec4(0.0);
+    }
+    for (uint r = local_index; r < BQ; r += BK * P) {
+      uint i = qbase + r;
+      row_lse[r] = i < S ? LSEB.data[row_at(b, h, i)] : 0.0;
+    }
 )";
   if (grad_k) {
-    out << "        if (i < S) [[unroll]] for (uint d = 0u; d < DV; ++d)\n"
-        << "          delta += do_tile[r * DV + d] * float(OB.data[o_at(b, h, i) + d]);\n";
+    out << R"(    // Δ_i = dO_i · O_i, four threads per row, each over every fourth column.
+    for (uint e = local_index; e < BQ * 4u; e += BK * P) {
+      uint i = qbase + e / 4u;
+      float delta = 0.0;
+      if (i < S) for (uint d = e % 4u; d < DV; d += 4u)
+        delta += float(DOB.data[o_at(b, h, i) + d]) * float(OB.data[o_at(b, h, i) + d]);
+      row_delta[e] = delta;
+    }
+)";
   }
-  out << R"(        row_delta[r] = delta;
-      }
-      barrier();
-      for (uint r = 0u; r < BQ && valid; ++r) {
-        uint i = qbase + r;
-        if (i >= S) break;
-        if (int(j) >= key_end(i)) continue;
-        float s = 0.0;
-        [[unroll]] for (uint d = 0u; d < D; ++d) s += q_tile[r * D + d] * float(KB.data[key_at + d]);
-        s = s * SCALE + mask_at(b, h, i, j);
-        if (s <= NEG) continue;
-        float p = exp(s - row_lse[r]);
+  out << R"(    barrier();
+    if (!valid) continue;
+    for (uint r = part; r < BQ; r += P) {
+      uint i = qbase + r;
+      if (i >= S) break;
+      if (int(j) >= key_end(i)) continue;
+      vec4 s4 = vec4(0.0);
+      [[unroll]] for (uint c = 0u; c < D4; ++c) s4 += q_tile[r * DP4 + c] * key[c];
+      float s = ((s4.x + s4.y) + (s4.z + s4.w)) * SCALE + mask_at(b, h, i, j);
+      if (s <= NEG) continue;
+      float p = exp(s - row_lse[r]);
 )";
   if (grad_k) {
-    out << R"(        float dp = 0.0;
-        [[unroll]] for (uint d = 0u; d < DV; ++d) dp += do_tile[r * DV + d] * float(VB.data[value_at + d]);
-        float ds = p * (dp - row_delta[r]);
-        [[unroll]] for (uint d = 0u; d < D; ++d) acc[d] += ds * q_tile[r * D + d];
+    out << R"(      vec4 dp4 = vec4(0.0);
+      [[unroll]] for (uint c = 0u; c < DV4; ++c) dp4 += do_tile[r * DVP4 + c] * value[c];
+      float delta = (row_delta[r * 4u] + row_delta[r * 4u + 1u]) + (row_delta[r * 4u + 2u] + row_delta[r * 4u + 3u]);
+      float ds = p * (((dp4.x + dp4.y) + (dp4.z + dp4.w)) - delta);
+      [[unroll]] for (uint c = 0u; c < D4; ++c) acc[c] += ds * q_tile[r * DP4 + c];
 )";
   } else {
-    out << "        [[unroll]] for (uint d = 0u; d < DV; ++d) acc[d] += p * do_tile[r * DV + d];\n";
+    out << "      [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] += p * do_tile[r * DVP4 + c];\n";
   }
-  out << R"(      }
+  out << "    }\n  }\n";
+  const std::string store = grad_k ? "result.data[k_at(b, kvh, j) + d] = " : "result.data[v_at(b, kvh, j) + d] = ";
+  const std::string factor = grad_k ? " * SCALE" : "";
+  if (parts == 1) {
+    out << "  if (!valid) return;\n  [[unroll]] for (uint d = 0u; d < OUT_D; ++d) " << store << "acc[d / 4u][d % 4u]"
+        << factor << ";\n}\n";
+    return out.str();
+  }
+  out << R"(  // Sum the parts' partial rows.
+  [[unroll]] for (uint d = 0u; d < OUT_D; ++d) {
+    barrier();
+    partial[part * BK + t] = acc[d / 4u][d % 4u];
+    barrier();
+    if (part == 0u && valid) {
+      float sum = 0.0;
+      for (uint other = 0u; other < P; ++other) sum += partial[other * BK + t];
+      )" << store << "sum" << factor << R"(;
     }
   }
-  if (!valid) return;
+}
 )";
-  if (grad_k) {
-    out << "  [[unroll]] for (uint d = 0u; d < D; ++d) result.data[k_at(b, kvh, j) + d] = acc[d] * SCALE;\n}\n";
-  } else {
-    out << "  [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[v_at(b, kvh, j) + d] = acc[d];\n}\n";
-  }
   return out.str();
 }
 
@@ -385,7 +426,7 @@ std::string generate_attention(const Graph& graph, const compile::Kernel& kernel
   const Node& node = graph.node(kernel.root);
   std::ostringstream out;
   std::string header = shader_header(graph, kernel);
-  // The backward kernels unroll their loops over the head dim ([[unroll]]): llvmpipe (lavapipe)
+  // Every kernel unrolls its loops over the head dim ([[unroll]]): llvmpipe (lavapipe)
   // counts the iterations of all loops of an invocation against one budget of 65535
   // (LP_MAX_TGSI_LOOP_ITERATIONS) and past it ends every loop after its first iteration, so a
   // thread's results silently go unwritten. Unrolled, only the loops over rows and keys count.
@@ -393,7 +434,8 @@ std::string generate_attention(const Graph& graph, const compile::Kernel& kernel
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
   out << header << attention_prelude(graph, kernel, node);
   switch (node.op) {
-    case Op::attention: out << forward_body(kernel); break;
+    case Op::attention: out << forward_body(kernel, true); break;
+    case Op::attention_lse: out << forward_body(kernel, false); break;
     case Op::attention_grad_q: out << grad_q_body(kernel); break;
     case Op::attention_grad_k: out << grad_kv_body(kernel, true); break;
     case Op::attention_grad_v: out << grad_kv_body(kernel, false); break;

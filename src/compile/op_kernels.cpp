@@ -47,25 +47,30 @@ uint64_t shared_floats(const DeviceCaps& caps, uint64_t reserved) {
 
 void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
+  const bool has_v = node.op != Op::attention_lse;  // attention_lse reads q and k only
   const Shape& q = graph.node(node.inputs[0]).shape;
   const Shape& k = graph.node(node.inputs[1]).shape;
-  const Shape& v = graph.node(node.inputs[2]).shape;
-  const uint64_t B = q[0], Hq = q[1], S = q[2], D = q[3], Hkv = k[1], Skv = k[2], Dv = v[3];
-  const uint64_t row_floats = D + Dv;
+  const uint64_t B = q[0], Hq = q[1], S = q[2], D = q[3], Hkv = k[1], Skv = k[2];
+  const uint64_t Dv = has_v ? static_cast<uint64_t>(graph.node(node.inputs[2]).shape[3]) : D;
+  // Shared-memory rows are vec4 columns, an odd number of them (codegen/attention.cpp).
+  auto padded = [](uint64_t n) { return 4 * (((n + 3) / 4) | 1); };
+  const uint64_t row_floats = padded(D) + (has_v ? padded(Dv) : 0);
   auto too_wide = [&]() {
     return Error("compile: attention head dims " + std::to_string(D) + "+" + std::to_string(Dv) +
                  " do not fit the device's " + std::to_string(caps.max_shared_memory_bytes) +
                  " bytes of shared memory; use smaller heads");
   };
-  if (node.op == Op::attention || node.op == Op::attention_grad_q) {
-    // Query rows per workgroup; short query blocks (decoding) spread each row's keys over lanes.
+  if (node.op == Op::attention || node.op == Op::attention_lse || node.op == Op::attention_grad_q) {
+    // Query rows per workgroup; lanes split each row's keys (at least four, many more for short
+    // query blocks such as decoding).
     const uint32_t max_rows = std::min<uint32_t>(caps.max_workgroup_size[1], 32);
     uint32_t rows = std::min<uint32_t>(ceil_pow2(S), max_rows);
-    uint32_t lanes = node.op == Op::attention ? std::max<uint32_t>(1, 64 / rows) : 1;
+    uint32_t lanes = node.op == Op::attention_grad_q ? std::max<uint32_t>(1, 128 / rows)
+                                                      : std::max<uint32_t>(4, 64 / rows);
     lanes = std::min<uint32_t>(lanes, caps.max_workgroup_size[0]);
     while (rows * lanes > caps.max_workgroup_invocations && lanes > 1) lanes /= 2;
     while (rows * lanes > caps.max_workgroup_invocations && rows > 1) rows /= 2;
-    const uint64_t budget = shared_floats(caps, 3ull * rows * lanes + 16);
+    const uint64_t budget = shared_floats(caps, 2ull * rows * lanes + 16);
     if (budget < row_floats) throw too_wide();
     const uint32_t keys = std::min<uint32_t>(floor_pow2(budget / row_floats), 64);
     kernel.local_size = {lanes, rows, 1};
@@ -74,14 +79,18 @@ void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
     kernel.workgroups = spread(static_cast<uint64_t>(ceil_div(S, rows)) * B * Hq, caps, node);
     return;
   }
-  // dK, dV: one thread per key; query rows come through shared memory in tiles.
-  const uint32_t keys = std::min<uint32_t>({ceil_pow2(Skv), 64u, floor_pow2(caps.max_workgroup_size[0]),
-                                            floor_pow2(caps.max_workgroup_invocations)});
-  // Reserved: the partial log-sum-exp pairs, 2 · max(keys, rows) ≤ 2 · 64 floats.
-  const uint64_t budget = shared_floats(caps, 2 * 64 + 16);
-  if (budget < row_floats + 2) throw too_wide();
-  const uint32_t rows = std::min<uint32_t>(floor_pow2(budget / (row_floats + 2)), 32);
-  kernel.local_size = {keys, 1, 1};
+  // dK, dV: `keys` keys × `parts` threads per key; the parts split the query rows of each tile of
+  // `rows` rows that passes through shared memory, and sum their results at the end. Narrow key
+  // tiles keep many workgroups in flight on long sequences.
+  const uint32_t threads = flat_local_size(caps);
+  const uint32_t keys = std::min<uint32_t>({ceil_pow2(Skv), 16u, threads});
+  // Reserved: the parts' partial sums (one float per thread).
+  const uint64_t budget = shared_floats(caps, threads + 16);
+  if (budget < row_floats + 5) throw too_wide();
+  // Per query row: its q and dO rows, its log-sum-exp and four partial sums of Δ.
+  const uint32_t rows = std::min<uint32_t>(floor_pow2(budget / (row_floats + 5)), 64);
+  const uint32_t parts = floor_pow2(std::min<uint64_t>({threads / keys, rows, caps.max_workgroup_size[1]}));
+  kernel.local_size = {keys, parts, 1};
   kernel.register_tile = {keys, rows};
   kernel.work_items = B * Hkv * Skv;
   kernel.workgroups = spread(static_cast<uint64_t>(ceil_div(Skv, keys)) * B * Hkv, caps, node);

@@ -440,17 +440,24 @@ Tensor Graph::attention(Tensor q, Tensor k, Tensor v, AttentionOptions options, 
                         std::optional<Tensor> position_offset) {
   return attention_like(Op::attention, {q, k, v}, options, mask, position_offset);
 }
-Tensor Graph::attention_grad_q(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options,
-                               std::optional<Tensor> mask, std::optional<Tensor> position_offset) {
-  return attention_like(Op::attention_grad_q, {q, k, v, out, dout}, options, mask, position_offset);
+Tensor Graph::attention_lse(Tensor q, Tensor k, AttentionOptions options, std::optional<Tensor> mask,
+                            std::optional<Tensor> position_offset) {
+  return attention_like(Op::attention_lse, {q, k}, options, mask, position_offset);
 }
-Tensor Graph::attention_grad_k(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options,
-                               std::optional<Tensor> mask, std::optional<Tensor> position_offset) {
-  return attention_like(Op::attention_grad_k, {q, k, v, out, dout}, options, mask, position_offset);
+Tensor Graph::attention_grad_q(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                               AttentionOptions options, std::optional<Tensor> mask,
+                               std::optional<Tensor> position_offset) {
+  return attention_like(Op::attention_grad_q, {q, k, v, out, dout, lse}, options, mask, position_offset);
 }
-Tensor Graph::attention_grad_v(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, AttentionOptions options,
-                               std::optional<Tensor> mask, std::optional<Tensor> position_offset) {
-  return attention_like(Op::attention_grad_v, {q, k, v, out, dout}, options, mask, position_offset);
+Tensor Graph::attention_grad_k(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                               AttentionOptions options, std::optional<Tensor> mask,
+                               std::optional<Tensor> position_offset) {
+  return attention_like(Op::attention_grad_k, {q, k, v, out, dout, lse}, options, mask, position_offset);
+}
+Tensor Graph::attention_grad_v(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dout, Tensor lse,
+                               AttentionOptions options, std::optional<Tensor> mask,
+                               std::optional<Tensor> position_offset) {
+  return attention_like(Op::attention_grad_v, {q, k, v, out, dout, lse}, options, mask, position_offset);
 }
 
 Tensor Graph::conv2d(Tensor x, Tensor weight, Conv2dOptions options) {

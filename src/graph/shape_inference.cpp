@@ -133,29 +133,41 @@ TensorType attention_type(Op op, const Attrs& attrs, const Types& in, size_t fix
   const size_t n = in.size();
   if (n < fixed || n > fixed + 2)
     fail(op, "expects " + std::to_string(fixed) + " to " + std::to_string(fixed + 2) + " inputs, got " + std::to_string(n));
-  const TensorType &q = in[0], &k = in[1], &v = in[2];
+  // attention_lse reads no values: its inputs are q, k, then the optional ones.
+  const bool has_v = op != Op::attention_lse;
+  const TensorType &q = in[0], &k = in[1];
   need_rank(op, q, 4, "q [B, Hq, S, D]");
   need_rank(op, k, 4, "k [B, Hkv, Skv, D]");
-  need_rank(op, v, 4, "v [B, Hkv, Skv, Dv]");
   need_float(op, q, "q");
   need_same_dtype(op, in, 0, 1);
-  need_same_dtype(op, in, 0, 2);
   const int64_t B = q.shape[0], Hq = q.shape[1], S = q.shape[2], D = q.shape[3];
   const int64_t Hkv = k.shape[1], Skv = k.shape[2];
-  if (k.shape[0] != B || v.shape[0] != B)
-    fail(op, "batch sizes differ: q " + format_shape(q.shape) + ", k " + format_shape(k.shape) + ", v " + format_shape(v.shape));
+  if (k.shape[0] != B) fail(op, "batch sizes differ: q " + format_shape(q.shape) + ", k " + format_shape(k.shape));
   if (k.shape[3] != D)
     fail(op, "head dims differ: q " + format_shape(q.shape) + " (D=" + std::to_string(D) + ") vs k " + format_shape(k.shape));
-  if (v.shape[1] != Hkv || v.shape[2] != Skv)
-    fail(op, "k " + format_shape(k.shape) + " and v " + format_shape(v.shape) + " must agree on heads and length");
+  int64_t Dv = D;
+  if (has_v) {
+    const TensorType& v = in[2];
+    need_rank(op, v, 4, "v [B, Hkv, Skv, Dv]");
+    need_same_dtype(op, in, 0, 2);
+    if (v.shape[0] != B)
+      fail(op, "batch sizes differ: q " + format_shape(q.shape) + ", k " + format_shape(k.shape) + ", v " + format_shape(v.shape));
+    if (v.shape[1] != Hkv || v.shape[2] != Skv)
+      fail(op, "k " + format_shape(k.shape) + " and v " + format_shape(v.shape) + " must agree on heads and length");
+    Dv = v.shape[3];
+  }
   if (Hkv <= 0 || Hq % Hkv != 0)
     fail(op, "query heads must be a multiple of kv heads: q " + format_shape(q.shape) + " (Hq=" + std::to_string(Hq) +
                  ") vs k " + format_shape(k.shape) + " (Hkv=" + std::to_string(Hkv) + ")");
-  const Shape out_shape{B, Hq, S, v.shape[3]};
-  if (fixed == 5) {
+  const Shape out_shape{B, Hq, S, Dv};
+  const Shape row_shape{B, Hq, S};
+  if (fixed == 6) {
     if (in[3].shape != out_shape || in[4].shape != out_shape)
       fail(op, "out " + format_shape(in[3].shape) + " and dout " + format_shape(in[4].shape) + " must be " +
                    format_shape(out_shape) + " [B, Hq, S, Dv]");
+    if (in[5].shape != row_shape || in[5].dtype != DType::f32)
+      fail(op, "lse " + format_shape(in[5].shape) + " " + dtype_name(in[5].dtype) + " must be f32 " +
+                   format_shape(row_shape) + " [B, Hq, S], the attention_lse of the same q and k");
   }
   bool has_offset = false;
   for (size_t j = fixed; j < n; ++j) {
@@ -183,9 +195,10 @@ TensorType attention_type(Op op, const Attrs& attrs, const Types& in, size_t fix
                  format_shape(q.shape) + ", k " + format_shape(k.shape));
   switch (op) {
     case Op::attention: return {out_shape, q.dtype};
+    case Op::attention_lse: return {row_shape, DType::f32};
     case Op::attention_grad_q: return q;
     case Op::attention_grad_k: return k;
-    default: return v;
+    default: return in[2];
   }
 }
 
@@ -438,10 +451,12 @@ TensorType infer_type(Op op, const Attrs& attrs, const Types& in) {
 
     case Op::attention:
       return attention_type(op, attrs, in, 3);
+    case Op::attention_lse:
+      return attention_type(op, attrs, in, 2);
     case Op::attention_grad_q:
     case Op::attention_grad_k:
     case Op::attention_grad_v:
-      return attention_type(op, attrs, in, 5);
+      return attention_type(op, attrs, in, 6);
 
     case Op::conv2d:
       need_ints(op, attrs, 6);

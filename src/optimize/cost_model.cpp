@@ -28,10 +28,10 @@ KernelEstimate estimate_kernel(Op op, const Attrs& attrs, const std::vector<Tens
     const Shape& a = inputs[0].shape;
     double reduced = double(attrs.transpose_a ? a[a.size() - 2] : a.back());
     k.flops = 2.0 * double(num_elements(out.shape)) * reduced;
-  } else if (category == OpCategory::attention && inputs.size() >= 3 && inputs[0].shape.size() == 4) {
+  } else if (category == OpCategory::attention && inputs.size() >= 2 && inputs[0].shape.size() == 4) {
     const Shape &q = inputs[0].shape, &kk = inputs[1].shape;
     double per_head = double(q[2]) * double(kk[2]) * double(q[3]);
-    k.flops = (op == Op::attention ? 4.0 : 8.0) * batch_of(q, 2) * per_head;
+    k.flops = (op == Op::attention_lse ? 2.0 : op == Op::attention ? 4.0 : 8.0) * batch_of(q, 2) * per_head;
   } else if (category == OpCategory::conv && (op == Op::conv2d || op == Op::conv2d_grad_input ||
                                               op == Op::conv2d_grad_weight) && inputs.size() == 2) {
     // Every conv product is as large as the forward one: out · Cin/groups · kh · kw MACs.

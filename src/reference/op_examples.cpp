@@ -112,15 +112,17 @@ Tensor build(Graph& g, Builder& b, Op op) {
     case Op::linear: return g.linear(b.real({2, 3, 4}), b.real({5, 4}), b.real({5}));
     case Op::attention:
       return g.attention(b.real({1, 4, 3, 4}), b.real({1, 2, 5, 4}), b.real({1, 2, 5, 4}), causal, b.real({3, 5}));
+    case Op::attention_lse: return g.attention_lse(b.real({1, 4, 3, 4}), b.real({1, 2, 5, 4}), causal, b.real({3, 5}));
     case Op::attention_grad_q:
     case Op::attention_grad_k:
     case Op::attention_grad_v: {
       Tensor q = b.real({1, 4, 3, 4}), k = b.real({1, 2, 5, 4}), v = b.real({1, 2, 5, 4}), mask = b.real({3, 5});
       Tensor out = g.attention(q, k, v, causal, mask);
+      Tensor lse = g.attention_lse(q, k, causal, mask);
       Tensor dout = b.real({1, 4, 3, 4});
-      if (op == Op::attention_grad_q) return g.attention_grad_q(q, k, v, out, dout, causal, mask);
-      if (op == Op::attention_grad_k) return g.attention_grad_k(q, k, v, out, dout, causal, mask);
-      return g.attention_grad_v(q, k, v, out, dout, causal, mask);
+      if (op == Op::attention_grad_q) return g.attention_grad_q(q, k, v, out, dout, lse, causal, mask);
+      if (op == Op::attention_grad_k) return g.attention_grad_k(q, k, v, out, dout, lse, causal, mask);
+      return g.attention_grad_v(q, k, v, out, dout, lse, causal, mask);
     }
     case Op::conv2d: return g.conv2d(b.real({2, 4, 5, 6}), b.real({6, 2, 3, 2}), conv);
     case Op::conv2d_grad_input: return g.conv2d_grad_input(b.real({2, 6, 3, 4}), b.real({6, 2, 3, 2}), conv, {5, 6});

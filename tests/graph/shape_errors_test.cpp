@@ -95,8 +95,12 @@ TEST(ShapeErrors, Attention) {
   EXPECT_EQ(g.attention(q, short_k, short_v, {.causal = true}, std::nullopt, off).shape(), (Shape{1, 4, 3, 8}));
   EXPECT_ERROR(g.attention(g.input("q3", {4, 3, 8}), k3, v3), "attention: q [B, Hq, S, D] must have rank 4, got [4, 3, 8]");
   Tensor out = g.attention(q, k3, v3);
-  EXPECT_ERROR(g.attention_grad_q(q, k3, v3, out, g.input("dout", {1, 4, 3, 7})),
+  Tensor lse = g.attention_lse(q, k3);
+  EXPECT_EQ(lse.shape(), (Shape{1, 4, 3}));
+  EXPECT_ERROR(g.attention_grad_q(q, k3, v3, out, g.input("dout", {1, 4, 3, 7}), lse),
                "attention_grad_q: out [1, 4, 3, 8] and dout [1, 4, 3, 7] must be [1, 4, 3, 8]");
+  EXPECT_ERROR(g.attention_grad_k(q, k3, v3, out, out, g.input("l", {1, 4, 5})),
+               "attention_grad_k: lse [1, 4, 5] f32 must be f32 [1, 4, 3] [B, Hq, S]");
 }
 
 TEST(ShapeErrors, ConvAndPooling) {

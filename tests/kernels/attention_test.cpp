@@ -1,4 +1,4 @@
-// Fused attention kernels (forward, dQ, dK, dV) against the CPU reference: causal and full,
+// Fused attention kernels (forward, row log-sum-exp, dQ, dK, dV) against the CPU reference: causal and full,
 // grouped-query heads, additive masks, KV caches read at a position offset, one-query decoding, and
 // head dims and sequence lengths that cross the tiles.
 #include <cmath>
@@ -32,12 +32,14 @@ std::vector<AttentionCase> attention_cases() {
       {"masked_cross_d128_s7_of_9", 1, 2, 2, 7, 9, 128, false, true},
       {"masked_causal_d16_s33", 1, 2, 1, 33, 33, 16, true, true},
       {"decode_cache_d80", 1, 3, 1, 1, 40, 80, true, false, 36},
+      {"decode_cache_gqa_d64", 1, 9, 3, 1, 24, 64, true, false, 20},
+      {"full_gqa_d80_s7", 1, 4, 2, 7, 7, 80},
       {"decode_cache_d128_full", 2, 2, 1, 1, 70, 128, false, false, 65},
       {"prefill_cache_gqa_d32", 1, 4, 2, 5, 16, 32, true, false, 3},
   };
 }
 
-// Outputs: attention, then dQ, dK, dV of it for an upstream gradient `dout`.
+// Outputs: attention, its row log-sum-exp, then dQ, dK, dV of it for an upstream gradient `dout`.
 Graph attention_graph(const AttentionCase& c) {
   Graph g;
   Tensor q = g.input("q", {c.B, c.Hq, c.S, c.D});
@@ -49,9 +51,10 @@ Graph attention_graph(const AttentionCase& c) {
   if (c.offset >= 0) offset = g.input("offset", {1}, DType::i32);
   AttentionOptions options{.causal = c.causal};
   Tensor out = g.attention(q, k, v, options, mask, offset);
-  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, options, mask, offset),
-                 g.attention_grad_k(q, k, v, out, dout, options, mask, offset),
-                 g.attention_grad_v(q, k, v, out, dout, options, mask, offset)});
+  Tensor lse = g.attention_lse(q, k, options, mask, offset);
+  g.set_outputs({out, lse, g.attention_grad_q(q, k, v, out, dout, lse, options, mask, offset),
+                 g.attention_grad_k(q, k, v, out, dout, lse, options, mask, offset),
+                 g.attention_grad_v(q, k, v, out, dout, lse, options, mask, offset)});
   return g;
 }
 
@@ -63,9 +66,10 @@ TEST_P(AttentionKernelTest, ForwardAndGradientsMatchReference) {
   const auto feeds = kernel_tests::random_inputs(g, 7, {{"offset", c.offset}});
   std::string summary;
   const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
-  const char* names[] = {"attention", "dq", "dk", "dv"};
+  const char* names[] = {"attention", "lse", "dq", "dk", "dv"};
+  ASSERT_EQ(errors.size(), 5u);
   for (size_t k = 0; k < errors.size(); ++k) {
-    EXPECT_LE(errors[k], k == 0 ? 2e-6 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
+    EXPECT_LE(errors[k], k < 2 ? 2e-6 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
   }
 }
 
@@ -87,9 +91,27 @@ TEST(AttentionKernel, MaskedOutRowGivesZerosAndZeroGradients) {
   for (int j = 0; j < 4; ++j) mask[static_cast<size_t>(j)] = -std::numeric_limits<float>::infinity();
   Tensor m = g.constant(mask, {3, 4});
   Tensor out = g.attention(q, k, v, {}, m);
-  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, {}, m), g.attention_grad_k(q, k, v, out, dout, {}, m)});
-  const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 3), false);
-  for (double e : errors) EXPECT_LE(e, 2e-5);
+  Tensor lse = g.attention_lse(q, k, {}, m);
+  g.set_outputs({out, g.attention_grad_q(q, k, v, out, dout, lse, {}, m), g.attention_grad_k(q, k, v, out, dout, lse, {}, m),
+                 g.attention_grad_v(q, k, v, out, dout, lse, {}, m), lse});
+  const auto feeds = kernel_tests::random_inputs(g, 3);
+  const auto errors = kernel_tests::output_errors(g, feeds, false);
+  ASSERT_EQ(errors.size(), 5u);
+  for (size_t k = 0; k < 4; ++k) EXPECT_LE(errors[k], 2e-5) << k;
+  // The log-sum-exp of the row that sees no key is +inf (its probabilities exp(s − lse) are 0);
+  // the other rows match the reference.
+  SessionOptions options;
+  options.optimize = false;
+  Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), false);
+  kernel_tests::apply(session, g, feeds);
+  kernel_tests::poison(session);
+  session.run();
+  const std::vector<float> got = session.read_output(4);
+  const auto expected = reference::run(g, feeds)[g.outputs()[4]];
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(std::isinf(got[0]) && got[0] > 0) << got[0];
+  EXPECT_TRUE(std::isinf(expected[0]) && expected[0] > 0) << expected[0];
+  for (size_t i = 1; i < 3; ++i) EXPECT_NEAR(got[i], expected[i], 1e-5 * std::fabs(expected[i]) + 1e-6) << i;
 }
 
 TEST(AttentionKernel, TrainingGradientsThroughAutodiff) {

@@ -74,9 +74,10 @@ TEST(BackwardOps, AttentionGradCausalMaskedGrouped) {
   Tensor dout = f.real("dout", {2, 4, 3, 3});
   const AttentionOptions options{.causal = true, .scale = 0.7};
   Tensor out = f.g.attention(q, k, v, options, mask);
-  EXPECT_LT(f.relative_error(out, "dout", "q", f.g.attention_grad_q(q, k, v, out, dout, options, mask)), kTolerance);
-  EXPECT_LT(f.relative_error(out, "dout", "k", f.g.attention_grad_k(q, k, v, out, dout, options, mask)), kTolerance);
-  EXPECT_LT(f.relative_error(out, "dout", "v", f.g.attention_grad_v(q, k, v, out, dout, options, mask)), kTolerance);
+  Tensor lse = f.g.attention_lse(q, k, options, mask);
+  EXPECT_LT(f.relative_error(out, "dout", "q", f.g.attention_grad_q(q, k, v, out, dout, lse, options, mask)), kTolerance);
+  EXPECT_LT(f.relative_error(out, "dout", "k", f.g.attention_grad_k(q, k, v, out, dout, lse, options, mask)), kTolerance);
+  EXPECT_LT(f.relative_error(out, "dout", "v", f.g.attention_grad_v(q, k, v, out, dout, lse, options, mask)), kTolerance);
 }
 
 TEST(BackwardOps, AttentionGradWithPositionOffset) {
@@ -86,12 +87,16 @@ TEST(BackwardOps, AttentionGradWithPositionOffset) {
   Tensor dout = f.real("dout", {1, 2, 2, 4});
   const AttentionOptions options{.causal = true};
   Tensor out = f.g.attention(q, k, v, options, std::nullopt, offset);
-  EXPECT_LT(f.relative_error(out, "dout", "q", f.g.attention_grad_q(q, k, v, out, dout, options, std::nullopt, offset)),
-            kTolerance);
-  EXPECT_LT(f.relative_error(out, "dout", "k", f.g.attention_grad_k(q, k, v, out, dout, options, std::nullopt, offset)),
-            kTolerance);
-  EXPECT_LT(f.relative_error(out, "dout", "v", f.g.attention_grad_v(q, k, v, out, dout, options, std::nullopt, offset)),
-            kTolerance);
+  Tensor lse = f.g.attention_lse(q, k, options, std::nullopt, offset);
+  EXPECT_LT(
+      f.relative_error(out, "dout", "q", f.g.attention_grad_q(q, k, v, out, dout, lse, options, std::nullopt, offset)),
+      kTolerance);
+  EXPECT_LT(
+      f.relative_error(out, "dout", "k", f.g.attention_grad_k(q, k, v, out, dout, lse, options, std::nullopt, offset)),
+      kTolerance);
+  EXPECT_LT(
+      f.relative_error(out, "dout", "v", f.g.attention_grad_v(q, k, v, out, dout, lse, options, std::nullopt, offset)),
+      kTolerance);
 }
 
 TEST(BackwardOps, Conv2dGradInputAndWeight) {
