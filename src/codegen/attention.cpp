@@ -59,6 +59,9 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       << "#define READ1(BUF, at, d, n) ((d) < (n) ? float(BUF.data[(at) + (d)]) : 0.0)\n"
       << "#define READ4(BUF, at, c, n) vec4(READ1(BUF, at, (c) * 4u, n), READ1(BUF, at, (c) * 4u + 1u, n), "
          "READ1(BUF, at, (c) * 4u + 2u, n), READ1(BUF, at, (c) * 4u + 3u, n))\n"
+      << "// Stores the columns below n of a vec4 at column 4c of the result row at `at`.\n"
+      << "#define STORE4(at, c, n, value) { vec4 v_ = (value); for (uint k_ = 0u; k_ < 4u; ++k_) "
+         "if ((c) * 4u + k_ < (n)) result.data[(at) + (c) * 4u + k_] = v_[k_]; }\n"
       << "const float SCALE = " << float_literal(scale) << ";\n"
       << "// Scores at or below NEG are masked out (an additive -inf mask included).\n"
       << "const float NEG = -1.0e30;\n"
@@ -118,6 +121,7 @@ std::string forward_body(const compile::Kernel& kernel, bool with_values) {
   out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
       << "shared vec4 k_tile[BK * DP4];\n"
       << (with_values ? "shared vec4 v_tile[BK * DVP4];\n" : "")
+      << (with_values ? "shared vec4 merge_v[R * L];\n" : "")
       << R"(shared float merge_a[R * L];
 shared float merge_b[R * L];
 
@@ -214,14 +218,14 @@ void main() {
     return out.str();
   }
   out << R"(  float inv = total > 0.0 ? 1.0 / total : 0.0;
-  [[unroll]] for (uint d = 0u; d < DV; ++d) {
+  [[unroll]] for (uint c = 0u; c < DV4; ++c) {
     barrier();
-    merge_a[row * L + lane] = acc[d / 4u][d % 4u] * weight;
+    merge_v[row * L + lane] = acc[c] * weight;
     barrier();
     if (lane == 0u && valid) {
-      float sum = 0.0;
-      for (uint t = 0u; t < L; ++t) sum += merge_a[row * L + t];
-      result.data[o_at(b, h, i) + d] = sum * inv;
+      vec4 sum = vec4(0.0);
+      for (uint t = 0u; t < L; ++t) sum += merge_v[row * L + t];
+      STORE4(o_at(b, h, i), c, DV, sum * inv);
     }
   }
 }
@@ -235,7 +239,7 @@ std::string grad_q_body(const compile::Kernel& kernel) {
   out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
       << R"(shared vec4 k_tile[BK * DP4];
 shared vec4 v_tile[BK * DVP4];
-shared float merge[R * L];
+shared vec4 merge[R * L];
 
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
@@ -294,14 +298,14 @@ void main() {
 )";
   } else {
     out << R"(  // Sum the lanes' partial rows.
-  [[unroll]] for (uint d = 0u; d < D; ++d) {
+  [[unroll]] for (uint c = 0u; c < D4; ++c) {
     barrier();
-    merge[row * L + lane] = dq[d / 4u][d % 4u];
+    merge[row * L + lane] = dq[c];
     barrier();
     if (lane == 0u && valid) {
-      float sum = 0.0;
+      vec4 sum = vec4(0.0);
       for (uint t = 0u; t < L; ++t) sum += merge[row * L + t];
-      result.data[q_at(b, h, i) + d] = sum * SCALE;
+      STORE4(q_at(b, h, i), c, D, sum * SCALE);
     }
   }
 }
@@ -319,7 +323,7 @@ std::string grad_kv_body(const compile::Kernel& kernel, bool grad_k) {
 shared vec4 do_tile[BQ * DVP4];
 shared float row_lse[BQ];
 shared float row_delta[BQ * 4u];
-shared float partial[BK * P];
+shared vec4 partial[BK * P];
 
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
@@ -405,14 +409,14 @@ void main() {
     return out.str();
   }
   out << R"(  // Sum the parts' partial rows.
-  [[unroll]] for (uint d = 0u; d < OUT_D; ++d) {
+  [[unroll]] for (uint c = 0u; c < OUT_D4; ++c) {
     barrier();
-    partial[part * BK + t] = acc[d / 4u][d % 4u];
+    partial[part * BK + t] = acc[c];
     barrier();
     if (part == 0u && valid) {
-      float sum = 0.0;
+      vec4 sum = vec4(0.0);
       for (uint other = 0u; other < P; ++other) sum += partial[other * BK + t];
-      )" << store << "sum" << factor << R"(;
+      STORE4()" << (grad_k ? "k_at" : "v_at") << "(b, kvh, j), c, OUT_D, sum" << factor << R"();
     }
   }
 }

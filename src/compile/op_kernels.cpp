@@ -70,7 +70,8 @@ void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
     lanes = std::min<uint32_t>(lanes, caps.max_workgroup_size[0]);
     while (rows * lanes > caps.max_workgroup_invocations && lanes > 1) lanes /= 2;
     while (rows * lanes > caps.max_workgroup_invocations && rows > 1) rows /= 2;
-    const uint64_t budget = shared_floats(caps, 2ull * rows * lanes + 16);
+    // Reserved: the lanes' merge buffers (two floats and a vec4 per thread).
+    const uint64_t budget = shared_floats(caps, 6ull * rows * lanes + 16);
     if (budget < row_floats) throw too_wide();
     const uint32_t keys = std::min<uint32_t>(floor_pow2(budget / row_floats), 64);
     kernel.local_size = {lanes, rows, 1};
@@ -84,8 +85,8 @@ void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
   // tiles keep many workgroups in flight on long sequences.
   const uint32_t threads = flat_local_size(caps);
   const uint32_t keys = std::min<uint32_t>({ceil_pow2(Skv), 16u, threads});
-  // Reserved: the parts' partial sums (one float per thread).
-  const uint64_t budget = shared_floats(caps, threads + 16);
+  // Reserved: the parts' partial sums (one vec4 per thread).
+  const uint64_t budget = shared_floats(caps, 4ull * threads + 16);
   if (budget < row_floats + 5) throw too_wide();
   // Per query row: its q and dO rows, its log-sum-exp and four partial sums of Δ.
   const uint32_t rows = std::min<uint32_t>(floor_pow2(budget / (row_floats + 5)), 64);
