@@ -2,10 +2,9 @@
 Stable Diffusion 1.5 UNet (the independent implementation of sd_unet_torch.py, diffusers' layout, random
 weights) at batch 2, a 4x64x64 latent and a 77x768 context, f32 with TF32 off like Meganeura's f32
 kernels. Measured eager and as a captured CUDA graph; the faster is the value, the other in the note."""
-import statistics
-import time
 
 import torch
+from torch_timing import median_ms as _median_ms
 
 import sd_unet_torch
 
@@ -19,17 +18,6 @@ SD15 = {
 }
 
 
-def _median_ms(fn, warm=3, runs=20):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def step(emit):
@@ -42,7 +30,7 @@ def step(emit):
     context = torch.randn(2, 77, 768, device=DEV)
     torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
-        eager = _median_ms(lambda: unet(sample, timesteps, context))
+        eager = _median_ms(lambda: unet(sample, timesteps, context), runs=20)
         graph_ms = None
         try:
             stream = torch.cuda.Stream()
@@ -54,7 +42,7 @@ def step(emit):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 unet(sample, timesteps, context)
-            graph_ms = _median_ms(graph.replay)
+            graph_ms = _median_ms(graph.replay, runs=20)
         except RuntimeError as e:  # capture is an optimisation; eager stands alone
             graph_note = f"CUDA graph failed: {str(e)[:60]}"
         peak = torch.cuda.max_memory_allocated() / 2 ** 20

@@ -5,9 +5,9 @@ JSON line per workload in the runner's format. Usage: torch_side.py WORKLOAD [WO
 import json
 import statistics
 import sys
-import time
 
 import torch
+from torch_timing import median_ms
 import torch.nn.functional as F
 
 DEV = "cuda"
@@ -19,17 +19,6 @@ def emit(workload, value, unit, note=""):
                       "note": note, "torch": torch.__version__}), flush=True)
 
 
-def median_ms(fn, warmup=5, runs=50):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def gpu_ms(fn, warmup=3, runs=20):
@@ -85,7 +74,7 @@ def mlp(dims, batch):
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
-    eager = median_ms(eager_step, runs=100)
+    eager = median_ms(eager_step, warmup=5, runs=100)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -102,8 +91,8 @@ def mlp(dims, batch):
     def hundred():
         for _ in range(100):
             graph.replay()
-    per_step = median_ms(hundred, runs=10) / 100
-    latency = median_ms(lambda: (graph.replay(), loss.item()), runs=100)
+    per_step = median_ms(hundred, warmup=5, runs=10) / 100
+    latency = median_ms(lambda: (graph.replay(), loss.item()), warmup=5, runs=100)
     return eager, per_step, latency
 
 

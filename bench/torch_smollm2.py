@@ -2,10 +2,9 @@
 random weights, measured with transformers eager and with a compact Llama that keeps a static KV cache
 and replays one captured CUDA graph per decode step (the strongest PyTorch decode form found). Each
 row reports the faster form as its value, the other in its note, and the peak device memory."""
-import statistics
-import time
 
 import torch
+from torch_timing import median_ms as _median_ms
 import torch.nn.functional as F
 
 DEV = "cuda"
@@ -21,17 +20,6 @@ def _model():
     return LlamaForCausalLM(cfg).to(DEV)
 
 
-def _median_ms(fn, warm=3, runs=10):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 class CompactLlama:

@@ -7,11 +7,10 @@ smolvlm2_ttft: pixels and ids in, the first greedy token id on the host (generat
 token). smolvlm2_decode_step: (t(34 new tokens) - t(2 new tokens)) / 32 with generate, so the prompt
 cancels out. Run alone: python3 bench/torch_smolvlm2.py smolvlm2_ttft smolvlm2_decode_step"""
 import json
-import statistics
 import sys
-import time
 
 import torch
+from torch_timing import median_ms as _median_ms
 
 DEV = "cuda"
 IMAGE_TOKEN = 49190
@@ -48,17 +47,6 @@ def _inputs():
     return ids, pixels
 
 
-def _median_ms(fn, warm=3, runs=10):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def run(names, emit):
