@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.h"
 #include "gpu/context.h"
 #include "meganeura/error.h"
 #include "meganeura/models/smollm2.h"
@@ -64,32 +65,9 @@ std::vector<int32_t> random_ids(size_t count, int64_t vocab, uint32_t seed) {
   return ids;
 }
 
-template <typename F>
-double median_ms(F&& fn, int runs) {
-  fn();  // warm-up
-  std::vector<double> times;
-  for (int i = 0; i < runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-void emit(const std::string& workload, double value, const std::string& check, const std::string& note) {
-  const std::string card = gpu::Context::shared()->device().name;
-  std::printf("{\"workload\": \"%s\", \"value\": %.6g, \"unit\": \"ms\", \"floor\": null, \"card\": \"%s\", "
-              "\"check\": \"%s\", \"note\": \"%s\"}\n",
-              workload.c_str(), value, card.c_str(), check.c_str(), note.c_str());
-  std::fflush(stdout);
-}
-
-void emit_failed(const std::string& workload, const std::string& why) {
-  std::printf("{\"workload\": \"%s\", \"value\": null, \"unit\": \"ms\", \"check\": \"FAILED: %s\"}\n", workload.c_str(),
-              why.c_str());
-  std::fflush(stdout);
-}
+using bench_report::emit;
+using bench_report::emit_failed;
+using bench_report::median_ms;
 
 void bench_generate(const models::SmolLM2Checkpoint& checkpoint) {
   const std::vector<int32_t> prompt = random_ids(6, checkpoint.config().vocab_size, 1);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_report.h"
 #include "gpu/context.h"
 #include "meganeura/error.h"
 #include "meganeura/models/smolvlm2.h"
@@ -83,32 +84,9 @@ std::vector<float> random_pixels(const SmolVlmConfig& config) {
   return pixels;
 }
 
-template <typename F>
-double median_ms(F&& fn, int runs) {
-  fn();  // warm-up
-  std::vector<double> times;
-  for (int i = 0; i < runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
-void emit(const std::string& workload, double value, const std::string& check, const std::string& note) {
-  const std::string card = gpu::Context::shared()->device().name;
-  std::printf("{\"workload\": \"%s\", \"value\": %.6g, \"unit\": \"ms\", \"floor\": null, \"card\": \"%s\", "
-              "\"check\": \"%s\", \"note\": \"%s\"}\n",
-              workload.c_str(), value, card.c_str(), check.c_str(), note.c_str());
-  std::fflush(stdout);
-}
-
-void emit_failed(const std::string& workload, const std::string& why) {
-  std::printf("{\"workload\": \"%s\", \"value\": null, \"unit\": \"ms\", \"check\": \"FAILED: %s\"}\n", workload.c_str(),
-              why.c_str());
-  std::fflush(stdout);
-}
+using bench_report::emit;
+using bench_report::emit_failed;
+using bench_report::median_ms;
 
 int32_t last_row_argmax(const std::vector<float>& logits, size_t row, int64_t vocab) {
   const auto begin = logits.begin() + static_cast<std::ptrdiff_t>(row * static_cast<size_t>(vocab));
