@@ -27,7 +27,7 @@ std::string generate(const Graph& graph, const compile::Kernel& kernel, const co
       return gemm ? generate_conv(graph, kernel) : generate_pool(graph, kernel);
     }
     case compile::Archetype::nn: {
-      const Op op = graph.node(kernel.root).op;
+      const Op op = graph.node(kernel.anchor).op;
       if (op == Op::top_k_top_p_mask) return generate_top_k_top_p_mask(graph, kernel);
       return op == Op::group_norm || op == Op::group_norm_grad ? generate_group_norm(graph, kernel)
                                                                 : generate_rope(graph, kernel);

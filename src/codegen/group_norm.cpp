@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "codegen/archetypes.h"
+#include "codegen/expression.h"
 #include "codegen/glsl.h"
 #include "codegen/op_inputs.h"
 #include "meganeura/error.h"
@@ -11,7 +12,7 @@
 namespace meganeura::codegen {
 
 std::string generate_group_norm(const Graph& graph, const compile::Kernel& kernel) {
-  const Node& node = graph.node(kernel.root);
+  const Node& node = graph.node(kernel.anchor);
   if (node.op != Op::group_norm && node.op != Op::group_norm_grad) {
     throw Error(std::string("codegen: op '") + op_name(node.op) + "' is not a group norm");
   }
@@ -27,8 +28,15 @@ std::string generate_group_norm(const Graph& graph, const compile::Kernel& kerne
       << "const uint L = " << local << "u, GROUPS = " << uint_literal(G) << ", SAMPLES = " << uint_literal(N)
       << ", CHANNELS_PER_GROUP = " << uint_literal(per_group) << ", PLANE = " << uint_literal(plane)
       << ", COUNT = CHANNELS_PER_GROUP * PLANE;\n"
-      << "const float EPS = " << float_literal(node.attrs.eps) << ";\n"
-      << R"(shared float partial[L];
+      << "const float EPS = " << float_literal(node.attrs.eps) << ";\n";
+  // A fused pointwise consumer (SiLU, residual add) is applied to each value before it is stored.
+  if (kernel.root != kernel.anchor) {
+    ExpressionWriter writer(graph, kernel);
+    out << math_helpers() << writer.function("epilogue", kernel.root, node.shape, kernel.anchor) << "\n";
+  } else {
+    out << "float epilogue(uint i, float acc) { return acc; }\n";
+  }
+  out << R"(shared float partial[L];
 
 float workgroup_sum(float v) {
   uint lid = gl_LocalInvocationID.x;
@@ -62,7 +70,7 @@ void main() {
   if (!backward) {
     out << R"(  for (uint e = lid; e < COUNT; e += L) {
     uint c = group * CHANNELS_PER_GROUP + e / PLANE;
-    result.data[base + e] = (float(XB.data[base + e]) - mean) * inv * float(WB.data[c]) + float(BB.data[c]);
+    result.data[base + e] = epilogue(base + e, (float(XB.data[base + e]) - mean) * inv * float(WB.data[c]) + float(BB.data[c]));
   }
 }
 )";

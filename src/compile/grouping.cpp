@@ -117,8 +117,9 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
           if ((into_pointwise_tree && group.archetype != Archetype::reduction) || into_reduction_prologue) {
             join = target;
           }
-        } else if (role[id] == NodeRole::matmul && consumer_pointwise && group.archetype == Archetype::pointwise &&
-                   nodes[group.root].shape == nodes[id].shape && nodes[id].dtype == DType::f32) {
+        } else if ((role[id] == NodeRole::matmul || nodes[id].op == Op::group_norm) && consumer_pointwise &&
+                   group.archetype == Archetype::pointwise && nodes[group.root].shape == nodes[id].shape &&
+                   nodes[id].dtype == DType::f32) {
           join = target;
         }
       }
@@ -126,8 +127,8 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     if (join >= 0) {
       Group& group = groups[join];
       group.nodes.push_back(id);
-      if (role[id] == NodeRole::matmul) {
-        group.archetype = Archetype::matmul;
+      if (role[id] == NodeRole::matmul || role[id] == NodeRole::op_kernel) {
+        group.archetype = role[id] == NodeRole::matmul ? Archetype::matmul : op_kernel_archetype(nodes[id].op);
         group.anchor = id;
       }
       group_of[id] = join;

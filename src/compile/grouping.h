@@ -8,7 +8,8 @@
 // - a pointwise node joins its consumer's group when that consumer is pointwise, or is the anchor of
 //   a reduction (a prologue: sum(x * x) reads x * x as it goes);
 // - a matmul joins its pointwise consumer's group when the group's root has the matmul's shape and
-//   no reduction or other matmul is in it (an epilogue: bias, activation, residual).
+//   no reduction or other matmul is in it (an epilogue: bias, activation, residual); so does a
+//   group norm (GroupNorm → SiLU in a UNet block is one kernel).
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 #pragma once
 
@@ -20,7 +21,8 @@
 
 namespace meganeura::compile {
 
-// op_kernel: attention, convolution, pooling, group norm, rope (compile/op_kernels.h), never fused.
+// op_kernel: attention, convolution, pooling, group norm, rope (compile/op_kernels.h); only group
+// norm takes a pointwise epilogue, the others are never fused.
 enum class NodeRole : uint8_t { leaf, alias, pointwise, reduction, matmul, gather, op_kernel };
 
 // Throws meganeura::Error naming the op for ops that have no kernel yet.

@@ -146,7 +146,7 @@ void set_conv(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
 }
 
 void set_nn(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
-  const Node& node = graph.node(kernel.root);
+  const Node& node = graph.node(kernel.anchor);  // the root is a fused epilogue's last node
   const uint32_t local = flat_local_size(caps);
   kernel.local_size = {local, 1, 1};
   if (node.op == Op::top_k_top_p_mask) {

@@ -80,6 +80,23 @@ TEST(GroupNormKernel, ForwardAndGradientMatchReference) {
   }
 }
 
+TEST(GroupNormKernel, PointwiseConsumersRunAsItsEpilogue) {
+  // GroupNorm → SiLU → residual add, as in a UNet block at inference: one kernel, same values.
+  Graph g;
+  Tensor x = g.input("x", {2, 6, 5, 7});
+  Tensor normed = g.group_norm(x, g.input("w", {6}), g.input("b", {6}), 3);
+  g.set_outputs({g.silu(normed) + g.input("residual", {2, 6, 5, 7})});
+  for (bool small : {false, true}) {
+    std::string summary;
+    const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 7), small, &summary);
+    EXPECT_LE(errors[0], 1e-5) << summary;
+    SessionOptions options;
+    options.optimize = false;
+    const Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(small), false);
+    EXPECT_EQ(session.dispatch_count(), 1u) << session.plan_summary();
+  }
+}
+
 TEST(RopeKernel, ForwardAndInverseMatchReference) {
   Graph g;
   Tensor x = g.input("x", {2, 3, 7, 16});
