@@ -8,6 +8,7 @@
 #include "gpu/context.h"
 #include "gpu/disk_cache.h"
 #include "gpu/shader_compiler.h"
+#include "runtime/cooperative_self_test.h"
 
 namespace {
 
@@ -74,6 +75,9 @@ void print_info() {
                 << to_string(shape.b_type) << " + " << to_string(shape.c_type) << " -> "
                 << to_string(shape.result_type) << "\n";
     }
+    // The numeric check sessions run before they use the form (once per process).
+    const meganeura::runtime::CooperativeSelfTest& test = meganeura::runtime::cooperative_self_test(caps);
+    std::cout << "    self-test against the scalar kernel: " << meganeura::runtime::to_string(test) << "\n";
   } else {
     std::cout << "\n";
   }
