@@ -36,21 +36,7 @@ std::string generate_group_norm(const Graph& graph, const compile::Kernel& kerne
   } else {
     out << "float epilogue(uint i, float acc) { return acc; }\n";
   }
-  out << R"(shared float partial[L];
-
-float workgroup_sum(float v) {
-  uint lid = gl_LocalInvocationID.x;
-  partial[lid] = v;
-  barrier();
-  for (uint stride = L / 2u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) partial[lid] += partial[lid + stride];
-    barrier();
-  }
-  float total = partial[0];
-  barrier();
-  return total;
-}
-
+  out << "const uint WG = L;\n" << workgroup_reductions() << R"(
 void main() {
   uint wg = )" << linear_workgroup_index() << R"(;
   if (wg >= SAMPLES * GROUPS) return;
