@@ -612,7 +612,19 @@ std::shared_ptr<Context> Context::shared() {
   static std::mutex mutex;
   static std::shared_ptr<Context> context;
   std::lock_guard lock(mutex);
-  if (!context) context = std::make_shared<Context>();
+  if (!context) {
+    context = std::make_shared<Context>();
+    // A driver may register exit handlers of its own when it loads (inside the constructor above).
+    // Exit handlers run in reverse order, so releasing the context from one registered after it
+    // destroys the device while the driver is still intact, not during static destruction after it.
+    static std::once_flag registered;
+    std::call_once(registered, [] {
+      std::atexit([] {
+        std::lock_guard exit_lock(mutex);
+        context.reset();
+      });
+    });
+  }
   return context;
 }
 
