@@ -31,23 +31,6 @@ namespace {
 using namespace meganeura;
 using models::LlamaConfig;
 
-LlamaConfig smollm2_135m() {
-  LlamaConfig c;
-  c.vocab_size = 49152;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = 30;
-  c.num_attention_heads = 9;
-  c.num_key_value_heads = 3;
-  c.head_dim = 64;
-  c.max_position_embeddings = 8192;
-  c.rope_theta = 100000.0;
-  c.rms_norm_eps = 1e-5;
-  c.tie_word_embeddings = true;
-  c.eos_token_ids = {0};
-  return c;
-}
-
 models::SmolLM2Checkpoint random_checkpoint(const LlamaConfig& config) {
   const Graph graph = models::logits_graph(config, 1, 1);
   std::map<std::string, std::vector<float>> weights;
@@ -228,7 +211,7 @@ int main(int argc, char** argv) {
   std::set<std::string> wanted(argv + 1, argv + argc);
   if (wanted.empty()) wanted = {"smollm2_generate32", "smollm2_decode_step", "smollm2_prefill128", "smollm2_train_step"};
   try {
-    const auto checkpoint = random_checkpoint(smollm2_135m());
+    const auto checkpoint = random_checkpoint(LlamaConfig::smollm2_135m());
     if (wanted.count("smollm2_generate32")) bench_generate(checkpoint);
     if (wanted.count("smollm2_memory2048")) bench_memory_2048(checkpoint);
     if (wanted.count("smollm2_decode_step")) bench_decode_step(checkpoint, DType::f32, "smollm2_decode_step");

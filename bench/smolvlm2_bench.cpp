@@ -36,17 +36,10 @@ SmolVlmConfig smolvlm2_256m() {
               .num_channels = 3, .image_size = 512, .patch_size = 16, .layer_norm_eps = 1e-6, .gelu_tanh = true};
   c.scale_factor = 4;
   c.image_token_id = 49190;
+  // SmolVLM2-256M's text model is SmolLM2-135M with a larger vocabulary and its own lm_head.
   models::LlamaConfig& t = c.text;
+  t = models::LlamaConfig::smollm2_135m();
   t.vocab_size = 49280;
-  t.hidden_size = 576;
-  t.intermediate_size = 1536;
-  t.num_hidden_layers = 30;
-  t.num_attention_heads = 9;
-  t.num_key_value_heads = 3;
-  t.head_dim = 64;
-  t.max_position_embeddings = 8192;
-  t.rope_theta = 100000.0;
-  t.rms_norm_eps = 1e-5;
   t.tie_word_embeddings = false;
   t.eos_token_ids = {2};
   return c;

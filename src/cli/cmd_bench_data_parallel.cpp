@@ -39,19 +39,8 @@ struct BenchOptions {
 };
 
 models::LlamaConfig smollm2_135m(int64_t layers) {
-  models::LlamaConfig c;
-  c.vocab_size = 49152;
-  c.hidden_size = 576;
-  c.intermediate_size = 1536;
-  c.num_hidden_layers = layers > 0 ? layers : 30;
-  c.num_attention_heads = 9;
-  c.num_key_value_heads = 3;
-  c.head_dim = 64;
-  c.max_position_embeddings = 8192;
-  c.rope_theta = 100000.0;
-  c.rms_norm_eps = 1e-5;
-  c.tie_word_embeddings = true;
-  c.eos_token_ids = {0};
+  models::LlamaConfig c = models::LlamaConfig::smollm2_135m();
+  if (layers > 0) c.num_hidden_layers = layers;
   return c;
 }
 

@@ -153,6 +153,23 @@ LlamaConfig LlamaConfig::from_json(std::string_view json_text, const std::string
   return config;
 }
 
+LlamaConfig LlamaConfig::smollm2_135m() {
+  LlamaConfig c;
+  c.vocab_size = 49152;
+  c.hidden_size = 576;
+  c.intermediate_size = 1536;
+  c.num_hidden_layers = 30;
+  c.num_attention_heads = 9;
+  c.num_key_value_heads = 3;
+  c.head_dim = 64;
+  c.max_position_embeddings = 8192;
+  c.rope_theta = 100000.0;
+  c.rms_norm_eps = 1e-5;
+  c.tie_word_embeddings = true;
+  c.eos_token_ids = {0};
+  return c;
+}
+
 LlamaConfig LlamaConfig::load(const std::string& path) {
   std::filesystem::path file = path;
   if (std::filesystem::is_directory(file)) file /= "config.json";

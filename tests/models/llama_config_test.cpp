@@ -89,3 +89,12 @@ TEST(LlamaConfig, MissingFileNamesThePath) {
 
 }  // namespace
 }  // namespace meganeura::models
+
+TEST(LlamaConfig, SmolLM2_135MHasThePublishedParameterCount) {
+  // 134,515,008 parameters with the embedding tied to the lm_head, as the published checkpoint has.
+  const meganeura::Graph graph = meganeura::models::logits_graph(meganeura::models::LlamaConfig::smollm2_135m(), 1, 1);
+  int64_t parameters = 0;
+  for (int32_t id : graph.parameters()) parameters += meganeura::num_elements(graph.node(id).shape);
+  EXPECT_EQ(parameters, 134515008);
+  EXPECT_EQ(graph.parameters().size(), 1u + 30u * 9u + 1u);
+}

@@ -60,6 +60,9 @@ struct LlamaConfig {
   static LlamaConfig from_json(std::string_view json_text, const std::string& label = "config.json");
   // A config.json file, or a folder holding one.
   static LlamaConfig load(const std::string& path);
+  // HuggingFaceTB/SmolLM2-135M's configuration (576 wide, 30 layers, 9 heads, 3 KV heads, vocabulary
+  // 49152, tied embeddings): benchmarks build it with random weights, no download needed.
+  static LlamaConfig smollm2_135m();
 
   nn::TransformerConfig block_config() const;
 };
