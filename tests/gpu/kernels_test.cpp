@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <unistd.h>
 
 #include "gpu/buffer.h"
 #include "gpu/context.h"
@@ -260,7 +261,10 @@ TEST(GpuPipeline, PipelineCacheIsSavedPerDevice) {
       found = true;
       EXPECT_GE(entry.file_size(), 32u) << "a pipeline cache starts with a 32-byte header";
     }
-    EXPECT_EQ(name.find(".tmp."), std::string::npos) << "leftover temporary file " << name;
+    // Other test processes may be writing their caches into the same folder right now; only this
+    // process's temporary files must be gone.
+    const std::string own_temporary = ".tmp." + std::to_string(getpid()) + ".";
+    EXPECT_EQ(name.find(own_temporary), std::string::npos) << "leftover temporary file " << name;
   }
   EXPECT_TRUE(found) << "no pipeline cache for device " << context->device().uuid << " in " << folder;
   // A second context loads it (a damaged or foreign blob would be dropped, not passed on).
