@@ -124,10 +124,16 @@ std::string generate_conv(const Graph& graph, const compile::Kernel& kernel) {
   uint64_t M = 0, N = 0, K = 0;
   out << operand_functions(node, c, M, N, K);
   const uint32_t side = kernel.local_size[0], reg = kernel.register_tile[0];
+  // The weight gradient's B runs along image positions in k: consecutive invocations load
+  // consecutive positions (coalesced) and store down a column of b_tile, whose rows are padded by
+  // one float so those stores fall in different banks. The other forms load along n.
+  const bool b_along_k = node.op == Op::conv2d_grad_weight;
   out << "const uint M = " << uint_literal(M) << ", N = " << uint_literal(N) << ", K = " << uint_literal(K) << ";\n"
       << "const uint SIDE = " << side << "u, REG = " << reg << "u, TILE = SIDE * REG, BKT = 16u;\n"
+      << "const uint B_ROW = TILE + " << (b_along_k ? 1 : 0) << "u;\n"
+      << "#define B_ALONG_K " << (b_along_k ? 1 : 0) << "\n"
       << R"(shared float a_tile[BKT * TILE];
-shared float b_tile[BKT * TILE];
+shared float b_tile[BKT * B_ROW];
 
 void main() {
   int g = int(gl_WorkGroupID.z);
@@ -142,14 +148,18 @@ void main() {
       a_tile[kk * TILE + mm] = (m < M && k < K) ? a_at(g, int(m), int(k)) : 0.0;
     }
     for (uint e = lid; e < BKT * TILE; e += SIDE * SIDE) {
+#if B_ALONG_K
+      uint kk = e % BKT, nn = e / BKT;
+#else
       uint nn = e % TILE, kk = e / TILE;
+#endif
       uint n = n0 + nn, k = k0 + kk;
-      b_tile[kk * TILE + nn] = (n < N && k < K) ? b_at(g, int(k), int(n)) : 0.0;
+      b_tile[kk * B_ROW + nn] = (n < N && k < K) ? b_at(g, int(k), int(n)) : 0.0;
     }
     barrier();
     for (uint kk = 0u; kk < BKT; ++kk) {
       float b_reg[REG];
-      for (uint j = 0u; j < REG; ++j) b_reg[j] = b_tile[kk * TILE + tx + j * SIDE];
+      for (uint j = 0u; j < REG; ++j) b_reg[j] = b_tile[kk * B_ROW + tx + j * SIDE];
       for (uint i = 0u; i < REG; ++i) {
         float a = a_tile[kk * TILE + ty + i * SIDE];
         for (uint j = 0u; j < REG; ++j) acc[i * REG + j] += a * b_reg[j];

@@ -131,7 +131,7 @@ void set_conv(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
                             ? 16u
                             : 8u;
   uint32_t reg = (m >= 64 && n >= 64) ? 4u : (m >= 32 && n >= 32 ? 2u : 1u);
-  while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
+  while (reg > 1 && (2ull * 16 * side * reg + 16) * 4 > caps.max_shared_memory_bytes) reg /= 2;  // + a padding float per row
   kernel.local_size = {side, side, 1};
   kernel.register_tile = {reg, reg};
   kernel.work_items = m * n * static_cast<uint64_t>(node.attrs.groups);

@@ -8,6 +8,7 @@
 #include "codegen/codegen.h"
 #include "codegen/optimizer.h"
 #include "compile/hazards.h"
+#include "compile/split_sums.h"
 #include "gpu/shader_compiler.h"
 #include "gpu/transfer.h"
 #include "meganeura/autodiff.h"
@@ -135,6 +136,8 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
   } else {
     final_graph = options.optimize ? optimize(graph).graph : graph;
   }
+  // Weight gradients that would leave the GPU idle become parallel partial sums.
+  final_graph = compile::split_long_sums(final_graph);
   const auto& outputs = final_graph.outputs();
   if (outputs.size() < user_output_count) throw Error("build_session: the optimized graph lost outputs");
   impl->user_outputs.assign(outputs.begin(), outputs.begin() + static_cast<std::ptrdiff_t>(user_output_count));
