@@ -49,6 +49,7 @@ DiffusionOptions tiny_options(const std::filesystem::path& out) {
   options.cross_attention_dim = 8;
   options.attention_heads = 2;
   options.sampling_steps = 2;
+  options.guidance_scale = 2.0;  // the guided sampler (batch of class and "no class" rows)
   options.samples_per_class = 1;
   options.classifier_epochs = 3;
   options.log_interval = 1;
