@@ -107,6 +107,23 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
     return "  uint o = row / " + u(s.inner) + ";\n  uint in_row = row % " + u(s.inner) + ";\n";
   };
 
+  if (kernel.register_tile[0] > 1) {
+    // One invocation per row (compile::reduces_rows_serially): a plain loop, no workgroup sums.
+    const AxisSplit s = split_axis(x_shape, node.attrs.axis);
+    const bool is_max = node.op == Op::max;
+    std::ostringstream out;
+    out << shader_header(graph, kernel) << math_helpers() << functions.str() << "void main() {\n"
+        << "  uint row = " << linear_workgroup_index() << " * " << kernel.register_tile[0]
+        << "u + gl_LocalInvocationID.x;\n"
+        << "  if (row >= " << u(static_cast<int64_t>(kernel.work_items)) << ") return;\n"
+        << row_prelude(s) << "  float acc = " << (is_max ? lowest : "0.0") << ";\n"
+        << "  for (uint t = 0u; t < " << u(s.length) << "; ++t) {\n"
+        << "    float x = load0(" << element(s) << ");\n"
+        << "    acc = " << (is_max ? "max(acc, x)" : "acc + x") << ";\n  }\n";
+    if (node.op == Op::mean) out << "  acc /= " << float_literal(s.length) << ";\n";
+    out << "  result.data[row] = " << store_type << "(acc);\n}\n";
+    return out.str();
+  }
   switch (node.op) {
     case Op::sum: case Op::mean: case Op::max: case Op::sum_all: case Op::mean_all: {
       const bool all = node.op == Op::sum_all || node.op == Op::mean_all;

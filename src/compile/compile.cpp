@@ -1,6 +1,7 @@
 // compile(): groups → kernels with storage, dispatch sizes and barriers.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -22,6 +23,7 @@ const char* buffer_kind_name(BufferKind kind) {
     case BufferKind::constant: return "constant";
     case BufferKind::output: return "output";
     case BufferKind::state: return "state";
+    case BufferKind::derived: return "derived";
     case BufferKind::arena: return "arena";
   }
   return "?";
@@ -103,6 +105,22 @@ uint64_t reduction_rows(const Graph& graph, const Node& node) {
   }
 }
 
+}  // namespace
+
+bool reduces_rows_serially(const Graph& graph, const Node& node) {
+  if (node.op != Op::sum && node.op != Op::mean && node.op != Op::max) return false;
+  const Shape& in = graph.node(node.inputs[0]).shape;
+  if (in.empty()) return false;
+  const int64_t length = in[node.attrs.axis];
+  const bool last_axis = static_cast<size_t>(node.attrs.axis) + 1 == in.size();
+  const int64_t rows = num_elements(in) / std::max<int64_t>(length, 1);
+  // A workgroup per row would leave most invocations idle and pay its tree reduction's barriers;
+  // along the last axis each invocation walks a contiguous run, so only short rows qualify.
+  return rows >= 2048 && length <= (last_axis ? 64 : 1024);
+}
+
+namespace {
+
 void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
   const Node& root = graph.node(kernel.root);
   switch (kernel.archetype) {
@@ -116,9 +134,19 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       break;
     }
     case Archetype::reduction: {
+      const Node& anchor = graph.node(kernel.anchor);
+      kernel.work_items = reduction_rows(graph, anchor);
+      if (reduces_rows_serially(graph, anchor)) {
+        // Many short rows: one invocation per row; neighbouring invocations read neighbouring
+        // addresses when the reduced axis is not the last.
+        const uint32_t local = elementwise_local_size(caps);
+        kernel.local_size = {local, 1, 1};
+        kernel.register_tile = {local, 1};
+        kernel.workgroups = spread(ceil_div(kernel.work_items, local), caps);
+        break;
+      }
       const uint32_t local = std::max<uint32_t>(caps.subgroup_size, elementwise_local_size(caps) / 2);
       kernel.local_size = {floor_pow2(std::min(local, caps.max_workgroup_invocations)), 1, 1};
-      kernel.work_items = reduction_rows(graph, graph.node(kernel.anchor));
       kernel.workgroups = spread(kernel.work_items, caps);
       break;
     }
@@ -179,6 +207,20 @@ std::string make_label(const Graph& graph, const Kernel& kernel) {
   return names.empty() ? ops : ops + " (" + names + ")";
 }
 
+// A slice whose elements are one contiguous run of its input (every axis before the sliced one has
+// extent 1) starting at a multiple of `alignment` bytes: its byte offset into the input.
+std::optional<uint64_t> contiguous_slice_offset(const Graph& graph, const Node& node, uint64_t alignment) {
+  const Shape& in = graph.node(node.inputs[0]).shape;
+  const size_t axis = static_cast<size_t>(node.attrs.axis);
+  if (axis >= in.size() || node.attrs.ints.size() != 2) return std::nullopt;
+  int64_t outer = 1, inner = 1;
+  for (size_t i = 0; i < axis; ++i) outer *= in[i];
+  for (size_t i = axis + 1; i < in.size(); ++i) inner *= in[i];
+  const uint64_t offset = static_cast<uint64_t>(node.attrs.ints[0] * inner) * 4;
+  if (outer != 1 || offset % alignment != 0) return std::nullopt;
+  return offset;
+}
+
 }  // namespace
 
 Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& options) {
@@ -187,14 +229,40 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   const auto& nodes = graph.nodes();
   const int32_t count = static_cast<int32_t>(nodes.size());
   const bool inference = options.purpose == Purpose::inference;
-  const std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference);
+  std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference);
+  std::vector<int32_t> persistent(graph.outputs().begin(), graph.outputs().end());
+  persistent.insert(persistent.end(), options.keep.begin(), options.keep.end());
+  const uint64_t alignment = std::max<uint64_t>(caps.min_storage_buffer_offset_alignment, 16);
 
-  // Alias chains resolve to the node that owns the storage.
+  // Alias chains resolve to the node that owns the storage; a slice that is one aligned contiguous
+  // run of a computed value (a row of a wider product) is an alias at an offset, not a copy.
   std::vector<int32_t> owner(count);
+  std::vector<uint64_t> alias_offset(count, 0);
+  std::vector<bool> narrowed(count, false);  // an alias to part of its owner
+  std::vector<bool> slice_view(count, false);
+  for (const Group& group : groups) {
+    const Node& node = nodes[group.root];
+    if (options.fuse && group.nodes.size() == 1 && node.op == Op::slice &&
+        std::find(persistent.begin(), persistent.end(), group.root) == persistent.end() &&
+        contiguous_slice_offset(graph, node, alignment)) {
+      slice_view[group.root] = true;
+    }
+  }
   for (int32_t id = 0; id < count; ++id) {
     const Node& node = nodes[id];
+    if (slice_view[id] && op_category(nodes[owner[node.inputs[0]]].op) == OpCategory::leaf) slice_view[id] = false;
+    if (slice_view[id]) {
+      owner[id] = owner[node.inputs[0]];
+      alias_offset[id] = alias_offset[node.inputs[0]] + *contiguous_slice_offset(graph, node, alignment);
+      narrowed[id] = true;
+      continue;
+    }
     // kv_cache_write updates its cache in place: its value lives in the cache's buffer.
     owner[id] = is_alias(graph, node, inference) || node.op == Op::kv_cache_write ? owner[node.inputs[0]] : id;
+    if (owner[id] != id) {
+      alias_offset[id] = alias_offset[node.inputs[0]];
+      narrowed[id] = narrowed[node.inputs[0]];
+    }
     if (node.op == Op::kv_cache_write && nodes[owner[id]].op != Op::input) {
       throw Error("compile: kv_cache_write needs its cache to be a graph input (persistent state), got " +
                   std::string(op_name(nodes[owner[id]].op)) + " " + format_shape(nodes[owner[id]].shape));
@@ -217,11 +285,26 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     if (node.op == Op::parameter) add_buffer(BufferKind::parameter, id, node.name);
     if (node.op == Op::constant || node.op == Op::scalar) add_buffer(BufferKind::constant, id, node.name);
   }
-  std::vector<int32_t> persistent(graph.outputs().begin(), graph.outputs().end());
-  persistent.insert(persistent.end(), options.keep.begin(), options.keep.end());
   for (int32_t id : persistent) {
     const int32_t root = owner[id];
     if (own_buffer[root] < 0) add_buffer(BufferKind::output, root, nodes[id].name);
+  }
+  groups.erase(std::remove_if(groups.begin(), groups.end(), [&](const Group& g) { return slice_view[g.root]; }),
+               groups.end());
+  // Inference: kernels computed from parameters and constants alone (weights stacked for a wider
+  // matmul) are derived copies with buffers of their own, run when the parameters change.
+  std::vector<bool> derived(count, false);
+  if (inference) {
+    for (int32_t id = 0; id < count; ++id) {
+      const Node& node = nodes[id];
+      derived[id] = node.op == Op::parameter || node.op == Op::constant || node.op == Op::scalar ||
+                    (!node.inputs.empty() && op_category(node.op) != OpCategory::leaf &&
+                     std::all_of(node.inputs.begin(), node.inputs.end(), [&](int32_t in) { return derived[in]; }));
+    }
+    for (const Group& group : groups) {
+      const int32_t root = owner[group.root];
+      if (derived[group.root] && own_buffer[root] < 0) add_buffer(BufferKind::derived, root, nodes[group.root].name);
+    }
   }
   plan.arena_buffer = static_cast<uint32_t>(plan.buffers.size());
   plan.buffers.push_back({BufferKind::arena, "", -1, 0});
@@ -253,6 +336,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     if (own_buffer[owner[group.root]] < 0) {
       lifetimes[group.root] = {tensor_bytes(nodes[group.root].shape), position, position};
     }
+    kernel.refresh = derived[group.root];
     set_dispatch(graph, caps, kernel);
     kernel.label = make_label(graph, kernel);
     plan.kernels.push_back(std::move(kernel));
@@ -265,7 +349,6 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     arena_nodes.push_back(node);
     arena_lifetimes.push_back(lifetime);
   }
-  const uint64_t alignment = std::max<uint64_t>(caps.min_storage_buffer_offset_alignment, 16);
   const ArenaLayout layout = plan_arena(arena_lifetimes, alignment);
   plan.arena_bytes = layout.peak_bytes;
   plan.unshared_bytes = layout.total_bytes;
@@ -281,7 +364,12 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     plan.storage[arena_nodes[i]] = {plan.arena_buffer, layout.offsets[i], arena_lifetimes[i].bytes};
   }
   for (int32_t id = 0; id < count; ++id) {
-    if (owner[id] != id) plan.storage[id] = plan.storage[owner[id]];
+    if (owner[id] == id) continue;
+    plan.storage[id] = plan.storage[owner[id]];
+    if (narrowed[id]) {
+      plan.storage[id].offset += alias_offset[id];
+      plan.storage[id].bytes = tensor_bytes(nodes[id].shape);
+    }
   }
 
   // Bindings and barriers.

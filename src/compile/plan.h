@@ -8,7 +8,8 @@
 //
 // Buffers: every input, parameter, constant and graph output has a buffer of its own (they outlive
 // one step); other intermediates are slices of one arena placed by compile/memory_plan.h. Movement
-// ops that do not move data (reshape, stop_gradient, same-type cast) are aliases, not kernels.
+// ops that do not move data (reshape, stop_gradient, same-type cast, a slice that is one aligned
+// contiguous run of a computed value) are aliases, not kernels.
 #pragma once
 
 #include <array>
@@ -21,7 +22,8 @@
 
 namespace meganeura::compile {
 
-enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena };
+// derived: an inference value computed from parameters and constants alone (compile's `refresh` kernels).
+enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena, derived };
 const char* buffer_kind_name(BufferKind kind);
 
 struct PlanBuffer {
@@ -63,11 +65,17 @@ struct Kernel {
   std::array<uint32_t, 3> local_size = {1, 1, 1};
   std::array<uint32_t, 3> workgroups = {1, 1, 1};
   std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);
-                                                  // attention: keys, queries per shared-memory tile
+                                                  // attention: keys, queries per shared-memory tile;
+                                                  // reduction: rows per workgroup (1: a workgroup
+                                                  // per row; more: one invocation per row)
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
   // matmul: the cooperative-matrix form (f16 operands, f32 accumulation; compile/cooperative_matmul.h).
   bool cooperative_matrix = false;
   bool barrier_before = false;
+  // Inference: computes from parameters and constants only (weights stacked for one wider matmul),
+  // so the session runs it when parameters change instead of every step; its root has a buffer of
+  // its own (BufferKind::derived).
+  bool refresh = false;
   std::string label;  // "matmul+add+relu (fc1)": ops and names of what it fuses, for traces
 };
 
@@ -99,6 +107,10 @@ struct Plan {
 // Groups nodes into kernels, plans memory and places barriers. Throws meganeura::Error naming the op
 // for ops without a kernel yet (attention, convolution, pooling).
 Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& options = {});
+
+// Whether a sum/mean/max reduction runs one invocation per row (many short rows) rather than a
+// workgroup per row.
+bool reduces_rows_serially(const Graph& graph, const Node& node);
 
 // Elements of `shape` times 4 bytes.
 uint64_t tensor_bytes(const Shape& shape);
