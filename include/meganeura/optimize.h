@@ -6,7 +6,8 @@
 //   run(r.graph);                                   // same outputs, fewer and cheaper kernels
 //
 // The rewrite rules live in one s-expression file embedded in the library (src/optimize/rules.txt):
-// algebraic clean-up, matmul + bias → linear, transposes folded into matmul flags, and the
+// algebraic clean-up, matmul + bias → linear, transposes folded into matmul flags, products that
+// share their left operand merged into one over stacked weights (q/k/v, gate/up), and the
 // decompositions of silu, swiglu, rms_norm, layer_norm, softmax, log_softmax and gelu_tanh. The
 // cheapest equivalent graph is extracted with a GPU cost model (bytes moved plus a fixed cost per
 // dispatch, plus FLOPs for matrix products). Inputs, parameters (with their names, init and
@@ -34,6 +35,9 @@ struct OptimizeOptions {
   size_t max_enodes = 500000;
   double max_seconds = 10.0;
   std::string extra_rules;  // more rules in the rules-file syntax, applied with the built-in ones
+  // For an inference session: what depends only on parameters and constants (two weights stacked
+  // for one wider matmul) is computed when the parameters change, not per step, so costs nothing.
+  bool inference = false;
 };
 
 struct OptimizeReport {

@@ -1,6 +1,8 @@
 // Rewrites whose right-hand side depends on shapes in a way the rules file cannot spell.
 #include "optimize/nn_egraph.h"
 
+#include <algorithm>
+
 namespace meganeura::optimizer {
 
 using egraph::ClassId;
@@ -94,7 +96,109 @@ std::vector<egraph::Rule> NnEGraph::computed_rules() {
     };
     rules.push_back(std::move(r));
   }
+  // Products that share their left operand (attention's q/k/v projections, an MLP's gate and up)
+  // are one product with the weights stacked and a slice per original: x is read once and one
+  // kernel runs. The weights stay their own leaves; their concat is computed from them (at
+  // inference a copy refreshed when parameters change, in training a kernel whose gradient autodiff
+  // splits back). Every sibling joins one n-ary concat in graph order, so q, k and v need no chain.
+  rules.push_back(shared_operand_rule(false));
+  rules.push_back(shared_operand_rule(true));
   return rules;
+}
+
+bool NnEGraph::is_weight_leaf(ClassId cls) const {
+  for (const egraph::ENode& node : egraph_.eclass(cls).nodes) {
+    const int32_t leaf = leaf_of(node);
+    if (leaf >= 0) {
+      const Op op = source_.node(leaf).op;
+      return op == Op::parameter || op == Op::constant;
+    }
+  }
+  return false;
+}
+
+int32_t NnEGraph::leaf_index(ClassId cls) const {
+  for (const egraph::ENode& node : egraph_.eclass(cls).nodes) {
+    if (leaf_of(node) >= 0) return leaf_of(node);
+  }
+  return -1;
+}
+
+egraph::Rule NnEGraph::shared_operand_rule(bool with_bias) {
+  egraph::Rule r = make_rule(egraph_, with_bias ? "shared-operand-linear" : "shared-operand-matmul",
+                             with_bias ? "(linear[transpose_a=0,transpose_b=1] ?x ?w ?b)"
+                                       : "(matmul[transpose_a=0,transpose_b=1] ?x ?w)");
+  const int x = r.vars.find("?x");
+  r.apply = [this, x, with_bias](egraph::EGraph& eg, const Match& m) -> std::optional<ClassId> {
+    const ClassId root = eg.find(m.root), left = eg.find(m.subst.cls(x));
+    const ClassInfo& ix = info(left);
+    if (!ix.valid || ix.type.shape.size() < 2 || ix.type.dtype == DType::i32) return std::nullopt;
+    const int64_t k = ix.type.shape.back();
+    // A weight [N, K] of x's dtype that is a parameter or constant (so the stacked copy depends on
+    // leaves only); with a bias, a [N] leaf too.
+    auto fits = [&](ClassId w, ClassId b) {
+      const ClassInfo& iw = info(w);
+      if (!iw.valid || !is_weight_leaf(w) || iw.type.dtype != ix.type.dtype || iw.type.shape.size() != 2 ||
+          iw.type.shape[1] != k) {
+        return false;
+      }
+      if (!with_bias) return true;
+      const ClassInfo& ib = info(b);
+      return ib.valid && is_weight_leaf(b) && ib.type.dtype == ix.type.dtype && ib.type.shape == Shape{iw.type.shape[0]};
+    };
+    struct Sibling {
+      int32_t order;  // the weight's position in the source graph
+      ClassId product, weight, bias;
+    };
+    std::vector<Sibling> siblings;
+    const Op want = with_bias ? Op::linear : Op::matmul;
+    Attrs flags;
+    flags.transpose_b = true;
+    const egraph::AttrId want_attr = encode(want, flags);
+    for (const auto& [node, cls] : eg.eclass(left).parents) {
+      if (op_of(node) != want || node.attr != want_attr || eg.find(node.children[0]) != left) continue;
+      const ClassId w = eg.find(node.children[1]);
+      const ClassId b = with_bias ? eg.find(node.children[2]) : w;
+      if (!fits(w, b)) continue;
+      const ClassId product = eg.find(cls);
+      if (std::any_of(siblings.begin(), siblings.end(), [&](const Sibling& s) {
+            return s.product == product || (s.weight == w && s.bias == b);
+          })) {
+        continue;
+      }
+      siblings.push_back({leaf_index(w), product, w, b});
+    }
+    const bool root_fits = std::any_of(siblings.begin(), siblings.end(), [&](const Sibling& s) { return s.product == root; });
+    if (siblings.size() < 2 || !root_fits) return std::nullopt;
+    std::sort(siblings.begin(), siblings.end(), [](const Sibling& a, const Sibling& b) {
+      return a.order != b.order ? a.order < b.order : a.bias < b.bias;
+    });
+    std::vector<ClassId> weights, biases;
+    for (const Sibling& s : siblings) {
+      weights.push_back(s.weight);
+      biases.push_back(s.bias);
+    }
+    Attrs stack;
+    stack.axis = 0;
+    std::vector<ClassId> children = {left, add(Op::concat, stack, weights)};
+    if (with_bias) children.push_back(add(Op::concat, stack, biases));
+    const ClassId wide = add(want, flags, children);
+    const int64_t last = int64_t(ix.type.shape.size()) - 1;
+    std::optional<ClassId> result;
+    int64_t begin = 0;
+    for (const Sibling& s : siblings) {
+      Attrs part;
+      part.axis = last;
+      const int64_t rows = info(s.weight).type.shape[0];
+      part.ints = {begin, begin + rows};
+      begin += rows;
+      const ClassId slice = add(Op::slice, part, {wide});
+      if (eg.find(s.product) == eg.find(root)) result = slice;
+      else eg.merge(s.product, slice);
+    }
+    return result;
+  };
+  return r;
 }
 
 }  // namespace meganeura::optimizer

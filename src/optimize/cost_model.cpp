@@ -1,5 +1,7 @@
 #include "optimize/cost_model.h"
 
+#include <algorithm>
+
 #include "optimize/nn_egraph.h"
 
 namespace meganeura::optimizer {
@@ -14,13 +16,25 @@ double batch_of(const Shape& s, size_t matrix_dims) {
   return b;
 }
 
+bool is_weight_source(Op op) { return op == Op::parameter || op == Op::constant || op == Op::scalar; }
+
 }  // namespace
+
+bool slice_is_view(const Shape& input, const Attrs& attrs) {
+  const size_t axis = size_t(attrs.axis);
+  if (axis >= input.size() || attrs.ints.size() != 2) return false;
+  int64_t outer = 1, inner = 1;
+  for (size_t i = 0; i < axis; ++i) outer *= input[i];
+  for (size_t i = axis + 1; i < input.size(); ++i) inner *= input[i];
+  return outer == 1 && uint64_t(attrs.ints[0] * inner * 4) % kViewAlignment == 0;
+}
 
 KernelEstimate estimate_kernel(Op op, const Attrs& attrs, const std::vector<TensorType>& inputs,
                                const TensorType& out) {
   KernelEstimate k;
   OpCategory category = op_category(op);
   if (category == OpCategory::leaf || op == Op::reshape || op == Op::stop_gradient) return k;
+  if (op == Op::slice && !inputs.empty() && slice_is_view(inputs[0].shape, attrs)) return k;
   k.dispatch = true;
   for (const TensorType& in : inputs) k.bytes_read += bytes_of(in);
   k.bytes_written = bytes_of(out);
@@ -49,7 +63,7 @@ double kernel_cost(const KernelEstimate& k, const CostWeights& w) {
   return w.dispatch_bytes + k.bytes_read + k.bytes_written + k.flops / w.flops_per_byte;
 }
 
-GraphEstimate estimate_graph(const Graph& graph, const CostWeights& weights) {
+GraphEstimate estimate_graph(const Graph& graph, const CostWeights& weights, bool inference) {
   GraphEstimate total;
   // Only nodes the outputs need are run.
   std::vector<uint8_t> live(graph.size(), 0);
@@ -58,10 +72,18 @@ GraphEstimate estimate_graph(const Graph& graph, const CostWeights& weights) {
     if (!live[i]) continue;
     for (int32_t in : graph.nodes()[i].inputs) live[size_t(in)] = 1;
   }
+  std::vector<uint8_t> derived(graph.size(), 0);
+  for (size_t i = 0; i < graph.size(); ++i) {
+    const Node& n = graph.nodes()[i];
+    derived[i] = is_weight_source(n.op) ||
+                 (!n.inputs.empty() && op_category(n.op) != OpCategory::leaf &&
+                  std::all_of(n.inputs.begin(), n.inputs.end(), [&](int32_t in) { return derived[size_t(in)] != 0; }));
+  }
   std::vector<TensorType> inputs;
   for (size_t i = 0; i < graph.size(); ++i) {
     if (!live[i]) continue;
     const Node& n = graph.nodes()[i];
+    if (inference && derived[i]) continue;
     inputs.clear();
     for (int32_t in : n.inputs) inputs.push_back({graph.node(in).shape, graph.node(in).dtype});
     KernelEstimate k = estimate_kernel(n.op, n.attrs, inputs, {n.shape, n.dtype});
@@ -74,11 +96,44 @@ GraphEstimate estimate_graph(const Graph& graph, const CostWeights& weights) {
   return total;
 }
 
+NnCostModel::NnCostModel(const NnEGraph& eg, CostWeights weights, bool inference)
+    : eg_(eg), weights_(weights), inference_(inference) {
+  if (!inference) return;
+  // Derived classes, to a fixpoint: one node whose children are all derived makes its class derived.
+  const egraph::EGraph& g = eg.egraph();
+  derived_.assign(g.id_bound(), 0);
+  const std::vector<egraph::ClassId> ids = g.class_ids();
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (egraph::ClassId id : ids) {
+      if (derived_[id]) continue;
+      for (const egraph::ENode& node : g.eclass(id).nodes) {
+        if (is_derived(node)) {
+          derived_[id] = 1;
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+bool NnCostModel::is_derived(const egraph::ENode& node) const {
+  const int32_t leaf = eg_.leaf_of(node);
+  if (leaf >= 0) return eg_.is_weight_leaf_node(leaf);
+  if (node.children.empty()) return eg_.op_of(node) == Op::scalar;
+  const egraph::EGraph& g = eg_.egraph();
+  return std::all_of(node.children.begin(), node.children.end(),
+                     [&](egraph::ClassId c) { return derived_[g.find(c)] != 0; });
+}
+
 double NnCostModel::node_cost(const egraph::EGraph&, egraph::ClassId cls, const egraph::ENode& node) const {
   constexpr double kRejected = 1e30;
   std::optional<TensorType> type = eg_.node_type(node);
   const ClassInfo& info = eg_.info(cls);
   if (!type || !info.valid || type->shape != info.type.shape || type->dtype != info.type.dtype) return kRejected;
+  // A derived copy is computed when parameters change; a token cost keeps the smaller one preferred.
+  if (inference_ && !node.children.empty() && is_derived(node)) return 1e-3;
   std::vector<TensorType> inputs;
   for (egraph::ClassId c : node.children) inputs.push_back(eg_.info(c).type);
   return kernel_cost(estimate_kernel(eg_.op_of(node), eg_.attrs_of(node), inputs, *type), weights_);

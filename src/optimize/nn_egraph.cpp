@@ -126,6 +126,11 @@ int32_t NnEGraph::leaf_of(const ENode& node) const {
   return leaf ? int32_t((*leaf)[0]) : -1;
 }
 
+bool NnEGraph::is_weight_leaf_node(int32_t leaf) const {
+  const Op op = source_.node(leaf).op;
+  return op == Op::parameter || op == Op::constant || op == Op::scalar;
+}
+
 void NnEGraph::canonicalize(egraph::EGraph&, ENode& node) {
   if (node.attr == 0 && op_category(op_of(node)) != OpCategory::matmul && !uses_axis(op_of(node)) &&
       !uses_eps(op_of(node)) && op_of(node) != Op::pow && op_of(node) != Op::cast) {

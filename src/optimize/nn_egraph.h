@@ -42,6 +42,8 @@ class NnEGraph : private egraph::Analysis {
   Attrs attrs_of(const egraph::ENode& node) const;
   // The original leaf node an e-node stands for, or -1.
   int32_t leaf_of(const egraph::ENode& node) const;
+  // Whether source node `leaf` is a parameter, a constant or a named scalar (values fixed per step).
+  bool is_weight_leaf_node(int32_t leaf) const;
   // The type `node` computes from its children's classes; nullopt when shape inference rejects it.
   std::optional<TensorType> node_type(const egraph::ENode& node) const;
 
@@ -49,7 +51,8 @@ class NnEGraph : private egraph::Analysis {
   egraph::ClassId add(Op op, const Attrs& attrs, std::vector<egraph::ClassId> children);
   // Rewrites whose right side is computed from shapes (reshapes that flatten batch dims), which the
   // rules file cannot spell: batched weight gradients summed over the batch become one matmul over
-  // the flattened batch, and two leading-axis sums become one.
+  // the flattened batch, two leading-axis sums become one, and products sharing their left operand
+  // become one product over the stacked weights plus a slice each.
   std::vector<egraph::Rule> computed_rules();
 
   // Guards the rules file may use: same-shape, is-const, last-axis, vector-over-last, rank,
@@ -62,6 +65,11 @@ class NnEGraph : private egraph::Analysis {
 
  private:
   egraph::AttrId encode(Op op, const Attrs& attrs);
+  // Whether the class holds a parameter or constant leaf; the leaf's source node id (or -1).
+  bool is_weight_leaf(egraph::ClassId cls) const;
+  int32_t leaf_index(egraph::ClassId cls) const;
+  // matmul (or linear, with bias) products sharing their left operand → one wider product + slices.
+  egraph::Rule shared_operand_rule(bool with_bias);
   Attrs decode(egraph::AttrId id) const;
 
   void canonicalize(egraph::EGraph& graph, egraph::ENode& node) override;

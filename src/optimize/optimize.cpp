@@ -95,7 +95,7 @@ OptimizeResult optimize(const Graph& graph, const OptimizeOptions& options) {
   }();
 
   trace::Scope extract_scope("extract");
-  optimizer::NnCostModel cost(eg);
+  optimizer::NnCostModel cost(eg, {}, options.inference);
   egraph::Extraction best = egraph::extract(eg.egraph(), cost, eg.roots());
   OptimizeResult result{eg.to_graph(egraph::build_term(eg.egraph(), best, eg.roots())), {}};
 
@@ -107,7 +107,8 @@ OptimizeResult optimize(const Graph& graph, const OptimizeOptions& options) {
     size_t b = before[op], a = after[op];
     r.fusions[op_name(op)] = a > b ? a - b : 0;
   }
-  optimizer::GraphEstimate eb = optimizer::estimate_graph(graph), ea = optimizer::estimate_graph(result.graph);
+  optimizer::GraphEstimate eb = optimizer::estimate_graph(graph, {}, options.inference);
+  optimizer::GraphEstimate ea = optimizer::estimate_graph(result.graph, {}, options.inference);
   r.dispatches_before = eb.dispatches;
   r.dispatches_after = ea.dispatches;
   r.bytes_before = eb.bytes;

@@ -134,7 +134,11 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
     impl->trainable = gradients.parameters;
     compile_options.purpose = compile::Purpose::training;
   } else {
-    final_graph = options.optimize ? optimize(graph).graph : graph;
+    // Stacked weights and other parameter-only values are refreshed on upload, not per step; with
+    // 16-bit weights they would be 32-bit copies, so the optimizer prices them as per-step work.
+    OptimizeOptions optimize_options;
+    optimize_options.inference = options.weight_storage == DType::f32;
+    final_graph = options.optimize ? optimize(graph, optimize_options).graph : graph;
   }
   // Weight gradients that would leave the GPU idle become parallel partial sums.
   final_graph = compile::split_long_sums(final_graph);
@@ -161,6 +165,7 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
 
   // Buffers.
   const Session::Impl* lender = options.share_parameters_with ? &options.share_parameters_with->impl() : nullptr;
+  if (lender != nullptr) impl->parameter_generation = lender->parameter_generation;
   impl->buffers.resize(plan.buffers.size());
   impl->borrowed.assign(plan.buffers.size(), false);
   for (size_t i = 0; i < plan.buffers.size(); ++i) {

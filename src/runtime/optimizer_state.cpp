@@ -68,6 +68,7 @@ void Session::apply_update() {
     trace::Scope trace_scope("apply_update");
     s.update_only->run(1);
   }
+  s.note_parameters_changed();  // sessions that borrow these parameters refresh their derived copies
   s.note_replay(*s.update_only, 1, "updates (apply_update)");
 }
 

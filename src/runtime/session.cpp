@@ -68,10 +68,30 @@ void Session::Impl::record() {
   for (const Dispatch& d : optimizer_dispatches) {
     if (updates && d.at_step_start) recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
   }
-  for (size_t i = 0; i < plan.kernels.size(); ++i) {
+  // Refresh kernels leave the step; both parts get their own barriers (a removed kernel's barrier
+  // may have been the one a later kernel relied on).
+  std::vector<size_t> per_step, refreshed;
+  for (size_t i = 0; i < plan.kernels.size(); ++i) (plan.kernels[i].refresh ? refreshed : per_step).push_back(i);
+  const std::vector<bool> step_barriers =
+      refreshed.empty() ? std::vector<bool>() : barriers_for(plan, per_step);
+  for (size_t j = 0; j < per_step.size(); ++j) {
+    const size_t i = per_step[j];
     const compile::Kernel& kernel = plan.kernels[i];
-    if (kernel.barrier_before) recording->barrier();
+    if (refreshed.empty() ? kernel.barrier_before : step_barriers[j]) recording->barrier();
     recording->dispatch(*kernel_pipelines[i], *descriptor_sets[i], {}, kernel.workgroups, kernel.label);
+  }
+  refresh.reset();
+  if (!refreshed.empty()) {
+    const std::vector<bool> barriers = barriers_for(plan, refreshed);
+    refresh = std::make_unique<gpu::Recording>(context, gpu::RecordingOptions{});
+    for (size_t j = 0; j < refreshed.size(); ++j) {
+      const compile::Kernel& kernel = plan.kernels[refreshed[j]];
+      if (barriers[j]) refresh->barrier();
+      refresh->dispatch(*kernel_pipelines[refreshed[j]], *descriptor_sets[refreshed[j]], {}, kernel.workgroups,
+                        kernel.label);
+    }
+    refresh->finish();
+    refreshed_generation = 0;
   }
   if (updates) {
     for (const Dispatch& d : optimizer_dispatches) {
@@ -112,6 +132,13 @@ void Session::Impl::record() {
   }
 }
 
+void Session::Impl::refresh_derived() {
+  if (!refresh || refreshed_generation == *parameter_generation) return;
+  trace::Scope trace_scope("refresh derived weights");
+  refresh->run(1);
+  refreshed_generation = *parameter_generation;
+}
+
 int32_t Session::Impl::parameter_node(const std::string& name, const char* what) const {
   if (!plan.graph.contains(name) || plan.graph.node(plan.graph.find(name)).op != Op::parameter) {
     std::string known;
@@ -123,6 +150,7 @@ int32_t Session::Impl::parameter_node(const std::string& name, const char* what)
 
 void Session::Impl::upload_node(int32_t node, std::span<const std::byte> bytes) {
   const compile::Storage& s = plan.storage.at(node);
+  if (plan.graph.node(node).op == Op::parameter) note_parameters_changed();
   if (s.element != compile::ElementStorage::bits32) {
     // Weights stored as 16-bit: the caller's f32 values are rounded to nearest even here.
     std::vector<float> values(bytes.size() / 4);
@@ -212,6 +240,7 @@ void Session::set_parameter(const std::string& name, std::span<const uint16_t> b
                            (dtype == DType::bf16 && storage.element == compile::ElementStorage::packed_bf16);
   if (same_format && bits.size() == static_cast<size_t>(num_elements(impl_->plan.graph.node(id).shape))) {
     gpu::upload(*impl_->buffers.at(storage.buffer), storage.offset, runtime::pack_weight_bits(bits));  // exact
+    impl_->note_parameters_changed();
     return;
   }
   std::vector<float> widened(bits.size());
@@ -313,13 +342,16 @@ void Session::step_n(uint32_t steps) {
   }
   if (steps == 0) return;
   trace::Scope trace_scope("step", steps > 1 ? std::to_string(steps) + " replays" : std::string());
+  impl_->refresh_derived();
   impl_->recording->run(steps);
+  if (impl_->training) impl_->note_parameters_changed();  // for sessions that borrow these parameters
   impl_->note_replay(*impl_->recording, steps, impl_->training ? "training steps" : "forward passes");
 }
 
 void Session::run() {
   trace::Scope trace_scope("run");
   gpu::Recording& used = *(impl_->forward_only ? impl_->forward_only : impl_->recording);
+  impl_->refresh_derived();
   used.run(1);
   impl_->note_replay(used, 1, "forward passes");
 }
@@ -426,6 +458,7 @@ MemorySummary Session::memory_summary() const {
         (gradient_ids.count(b.node) ? summary.gradients : summary.outputs) += b.bytes;
         break;
       case compile::BufferKind::state: summary.state += b.bytes; break;
+      case compile::BufferKind::derived: summary.parameters += b.bytes; break;
       case compile::BufferKind::constant: summary.inputs += b.bytes; break;
       case compile::BufferKind::arena: summary.arena += plan.arena_bytes; break;
     }

@@ -64,6 +64,15 @@ struct Session::Impl {
   std::vector<Dispatch> optimizer_dispatches;
   std::vector<std::unique_ptr<gpu::DescriptorSet>> optimizer_sets;
 
+  // Inference: the plan's refresh kernels (derived copies such as stacked weights), replayed before
+  // a step when the parameters changed since the last refresh. The generation counts parameter
+  // changes; sessions that share parameters share it, so one session's upload refreshes the other.
+  std::unique_ptr<gpu::Recording> refresh;
+  std::shared_ptr<uint64_t> parameter_generation = std::make_shared<uint64_t>(1);
+  uint64_t refreshed_generation = 0;
+  void note_parameters_changed() { ++*parameter_generation; }
+  void refresh_derived();
+
   std::unique_ptr<gpu::Recording> recording;       // the whole step
   std::unique_ptr<gpu::Recording> forward_only;    // training sessions: run() without backward/update
   std::unique_ptr<gpu::Recording> gradients_only;  // compute_gradients(): built on first use

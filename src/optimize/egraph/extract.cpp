@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 #include "meganeura/error.h"
 
@@ -72,7 +73,7 @@ Order placement_order(const EGraph& g, const std::vector<ClassId>& ids) {
 // counted once per path, which would grow exponentially). Children in `paid` are free.
 std::vector<int32_t> amortized_choice(const EGraph& g, const Order& order,
                                       const std::vector<std::vector<double>>& node_costs,
-                                      const std::vector<uint8_t>& paid) {
+                                      const std::vector<uint8_t>& paid, std::vector<double>* best_out = nullptr) {
   std::vector<double> best(g.id_bound(), kInf);
   std::vector<int32_t> choice(g.id_bound(), -1);
   std::vector<ClassId> distinct;
@@ -97,6 +98,7 @@ std::vector<int32_t> amortized_choice(const EGraph& g, const Order& order,
       }
     }
   }
+  if (best_out) *best_out = std::move(best);
   return choice;
 }
 
@@ -137,6 +139,48 @@ double dag_cost(const EGraph& g, const std::vector<int32_t>& choice,
   return total;
 }
 
+// Nodes the placement order makes ineligible because one child class is placed after theirs: a
+// class that equals a slice of a product computed later (a product widened over several classes'
+// operands). Grouped by that late child, every class reading it switches together, which pays for
+// the shared child once; kept only when the true DAG cost drops (a cycle costs infinity).
+void adopt_late_children(const EGraph& g, const Order& order, const std::vector<ClassId>& ids,
+                         const std::vector<std::vector<double>>& node_costs, const std::vector<double>& best_cost,
+                         std::span<const ClassId> roots, Extraction* best, std::vector<uint32_t>* users) {
+  std::map<ClassId, std::vector<std::pair<ClassId, uint32_t>>> readers_of_late;
+  for (ClassId id : ids) {
+    if (order.position[id] == ~0u || best->choice[id] < 0 || (*users)[id] == 0) continue;
+    const auto& nodes = g.eclass(id).nodes;
+    for (uint32_t k = 0; k < nodes.size(); ++k) {
+      ClassId late = 0;
+      int late_count = 0;
+      for (ClassId c : nodes[k].children) {
+        c = g.find(c);
+        if (order.position[c] != ~0u && order.position[c] < order.position[id]) continue;
+        if (late_count == 0 || c != late) ++late_count;
+        late = c;
+      }
+      if (late_count == 1 && order.position[late] != ~0u && best->choice[late] >= 0) {
+        readers_of_late[late].push_back({id, k});
+      }
+    }
+  }
+  for (const auto& [late, readers] : readers_of_late) {
+    if (readers.size() < 2) continue;
+    double gain = -best_cost[late];
+    for (auto [id, k] : readers) gain += node_costs[id][best->choice[id]] - node_costs[id][k];
+    if (!(gain > 0)) continue;
+    std::vector<int32_t> choice = best->choice;
+    for (auto [id, k] : readers) choice[id] = int32_t(k);
+    std::vector<uint32_t> candidate_users;
+    const double c = dag_cost(g, choice, node_costs, roots, &candidate_users);
+    if (c < best->dag_cost) {
+      best->choice = std::move(choice);
+      best->dag_cost = c;
+      *users = std::move(candidate_users);
+    }
+  }
+}
+
 }  // namespace
 
 Extraction extract(const EGraph& g, const CostModel& cost, std::span<const ClassId> roots) {
@@ -151,7 +195,8 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
   const Order order = placement_order(g, ids);
   std::vector<uint8_t> paid(g.id_bound(), 0);
   Extraction best;
-  best.choice = amortized_choice(g, order, node_costs, paid);
+  std::vector<double> best_cost;
+  best.choice = amortized_choice(g, order, node_costs, paid, &best_cost);
   std::vector<uint32_t> users;
   best.dag_cost = dag_cost(g, best.choice, node_costs, roots, &users);
   if (best.dag_cost == kInf) {
@@ -175,6 +220,7 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
     best.dag_cost = c;
     users = std::move(candidate_users);
   }
+  adopt_late_children(g, order, ids, node_costs, best_cost, roots, &best, &users);
   return best;
 }
 

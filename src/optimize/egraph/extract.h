@@ -11,7 +11,9 @@
 // subexpressions are not counted once per path (plain tree cost grows exponentially along a
 // residual stream). Then a DAG-aware refinement: what the chosen expression already computes is
 // free for other users to share, and each refined choice is kept only if its true DAG cost (every
-// chosen class counted once) drops.
+// chosen class counted once) drops. Last, nodes the placement order ruled out because one child is
+// placed later (classes proved equal to slices of one product computed from a wider operand) are
+// tried together per such child, kept when the DAG cost drops and no cycle forms.
 #pragma once
 
 #include <span>
