@@ -174,3 +174,23 @@ TEST(SharedOperand, MergedForwardDifferentiatesToTheSameGradients) {
   EXPECT_EQ(merged.parameters, plain.parameters);
   optimize_test::expect_equivalent(plain.graph, whole.graph, {}, 1e-9);
 }
+
+TEST(SharedOperand, EveryLayerOfADeepDecodeStepMerges) {
+  // Behind a long residual stream the products' classes carry the whole network's cost; the
+  // merge must still be found in every layer (one token, so every slice is a view).
+  Graph g;
+  Tensor x = g.input("x", {1, 1, 64});
+  constexpr int kLayers = 4;
+  for (int l = 0; l < kLayers; ++l) {
+    const std::string p = "layer" + std::to_string(l) + ".";
+    Tensor n = g.parameter(p + "norm", {64}, Init::normal(1, 0.1));
+    Tensor h = x * g.rsqrt(g.mean(x * x, -1, true) + 1e-5) * n;
+    Tensor q = proj(g, h, p + "q", 64), k = proj(g, h, p + "k", 128), v = proj(g, h, p + "v", 64);
+    Tensor mixed = g.softmax(q, -1) + g.slice(g.softmax(k, -1), 2, 0, 64) + g.softmax(v, -1);
+    x = x + proj(g, mixed, p + "o", 64);
+  }
+  g.set_outputs({x});
+  OptimizeResult r = optimized(g, /*inference=*/true);
+  EXPECT_EQ(count(r.graph, Op::concat), size_t(kLayers));
+  EXPECT_EQ(count(r.graph, Op::matmul), size_t(2 * kLayers));  // the wide one and o per layer
+}

@@ -4,6 +4,7 @@
 // parameter keeps its own identity; in training the step equals the unmerged one.
 #include <algorithm>
 #include <filesystem>
+#include <tuple>
 
 #include "meganeura/optimize.h"
 #include "runtime/session_impl.h"
@@ -114,6 +115,26 @@ TEST(SharedOperandSession, SharedParametersRefreshTheBorrowersStack) {
   EXPECT_EQ(decode.read_parameter("v"), v);
   expect_matches_reference(decode, decode_graph, 6);
   expect_matches_reference(prefill, prefill_graph, 7);
+}
+
+TEST(SharedOperandSession, AlignedContiguousSlicesAreViews) {
+  // A slice of one row's columns is one contiguous run: a view when it starts on the device's
+  // offset alignment, a copy otherwise; several rows are never contiguous.
+  auto build = [](int64_t rows, int64_t begin) {
+    Graph g;
+    Tensor a = g.input("a", {rows, 96}), b = g.input("b", {96, 96});
+    Tensor product = g.matmul(a, b);
+    g.set_outputs({g.softmax(g.slice(product, 1, begin, begin + 32), -1)});
+    return g;
+  };
+  compile::DeviceCaps caps = gpu::Context::shared()->caps();
+  caps.min_storage_buffer_offset_alignment = 256;
+  for (auto [rows, begin, view] : {std::tuple{1, 64, true}, std::tuple{1, 32, false}, std::tuple{2, 64, false}}) {
+    const Graph g = build(rows, begin);
+    Session session = runtime::build_session_for_caps(g, {}, caps, /*training=*/false);
+    EXPECT_EQ(count_kernels(session.impl().plan, Op::slice, false), view ? 0u : 1u) << rows << " rows from " << begin;
+    expect_matches_reference(session, g, 9);
+  }
 }
 
 TEST(SharedOperandSession, TrainingStepEqualsTheUnmergedOne) {

@@ -73,7 +73,7 @@ Order placement_order(const EGraph& g, const std::vector<ClassId>& ids) {
 // counted once per path, which would grow exponentially). Children in `paid` are free.
 std::vector<int32_t> amortized_choice(const EGraph& g, const Order& order,
                                       const std::vector<std::vector<double>>& node_costs,
-                                      const std::vector<uint8_t>& paid, std::vector<double>* best_out = nullptr) {
+                                      const std::vector<uint8_t>& paid) {
   std::vector<double> best(g.id_bound(), kInf);
   std::vector<int32_t> choice(g.id_bound(), -1);
   std::vector<ClassId> distinct;
@@ -98,7 +98,6 @@ std::vector<int32_t> amortized_choice(const EGraph& g, const Order& order,
       }
     }
   }
-  if (best_out) *best_out = std::move(best);
   return choice;
 }
 
@@ -139,34 +138,57 @@ double dag_cost(const EGraph& g, const std::vector<int32_t>& choice,
   return total;
 }
 
-// Nodes the placement order makes ineligible because one child class is placed after theirs: a
-// class that equals a slice of a product computed later (a product widened over several classes'
-// operands). Grouped by that late child, every class reading it switches together, which pays for
-// the shared child once; kept only when the true DAG cost drops (a cycle costs infinity).
+// Nodes the placement order ruled out because one child class is placed after theirs: a class
+// proved equal to a slice of a product computed later (a product widened over several classes'
+// operands). Grouped by that late child, every used class with a node reading it (and otherwise
+// only what the extraction already computes) switches together, which pays for the shared child
+// once; kept only when the true DAG cost drops (a cycle costs infinity).
 void adopt_late_children(const EGraph& g, const Order& order, const std::vector<ClassId>& ids,
-                         const std::vector<std::vector<double>>& node_costs, const std::vector<double>& best_cost,
-                         std::span<const ClassId> roots, Extraction* best, std::vector<uint32_t>* users) {
-  std::map<ClassId, std::vector<std::pair<ClassId, uint32_t>>> readers_of_late;
+                         const std::vector<std::vector<double>>& node_costs, std::span<const ClassId> roots,
+                         Extraction* best, std::vector<uint32_t>* users) {
+  constexpr uint32_t kUnplaced = ~0u;
+  std::vector<uint8_t> late(g.id_bound(), 0);
+  bool any = false;
   for (ClassId id : ids) {
-    if (order.position[id] == ~0u || best->choice[id] < 0 || (*users)[id] == 0) continue;
-    const auto& nodes = g.eclass(id).nodes;
-    for (uint32_t k = 0; k < nodes.size(); ++k) {
-      ClassId late = 0;
-      int late_count = 0;
-      for (ClassId c : nodes[k].children) {
+    if (order.position[id] == kUnplaced || (*users)[id] == 0) continue;
+    for (const ENode& node : g.eclass(id).nodes) {
+      for (ClassId c : node.children) {
         c = g.find(c);
-        if (order.position[c] != ~0u && order.position[c] < order.position[id]) continue;
-        if (late_count == 0 || c != late) ++late_count;
-        late = c;
-      }
-      if (late_count == 1 && order.position[late] != ~0u && best->choice[late] >= 0) {
-        readers_of_late[late].push_back({id, k});
+        if (order.position[c] != kUnplaced && order.position[c] >= order.position[id] && best->choice[c] >= 0) {
+          late[c] = 1;
+          any = true;
+        }
       }
     }
   }
-  for (const auto& [late, readers] : readers_of_late) {
+  if (!any) return;
+  // For each late class, per reading class its cheapest node whose other children are all in use.
+  std::map<ClassId, std::map<ClassId, uint32_t>> readers_of_late;
+  for (ClassId id : ids) {
+    if ((*users)[id] == 0 || best->choice[id] < 0) continue;
+    const auto& nodes = g.eclass(id).nodes;
+    for (uint32_t k = 0; k < nodes.size(); ++k) {
+      if (int32_t(k) == best->choice[id]) continue;
+      ClassId shared = 0;
+      int late_children = 0;
+      bool others_in_use = true;
+      for (ClassId c : nodes[k].children) {
+        c = g.find(c);
+        if (late[c]) {
+          if (late_children == 0 || c != shared) ++late_children;
+          shared = c;
+        } else if ((*users)[c] == 0) {
+          others_in_use = false;
+        }
+      }
+      if (late_children != 1 || !others_in_use || shared == id) continue;
+      auto [it, fresh] = readers_of_late[shared].emplace(id, k);
+      if (!fresh && node_costs[id][k] < node_costs[id][it->second]) it->second = k;
+    }
+  }
+  for (const auto& [shared, readers] : readers_of_late) {
     if (readers.size() < 2) continue;
-    double gain = -best_cost[late];
+    double gain = -node_costs[shared][best->choice[shared]];
     for (auto [id, k] : readers) gain += node_costs[id][best->choice[id]] - node_costs[id][k];
     if (!(gain > 0)) continue;
     std::vector<int32_t> choice = best->choice;
@@ -195,8 +217,7 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
   const Order order = placement_order(g, ids);
   std::vector<uint8_t> paid(g.id_bound(), 0);
   Extraction best;
-  std::vector<double> best_cost;
-  best.choice = amortized_choice(g, order, node_costs, paid, &best_cost);
+  best.choice = amortized_choice(g, order, node_costs, paid);
   std::vector<uint32_t> users;
   best.dag_cost = dag_cost(g, best.choice, node_costs, roots, &users);
   if (best.dag_cost == kInf) {
@@ -220,7 +241,7 @@ Extraction extract(const EGraph& g, const CostModel& cost, std::span<const Class
     best.dag_cost = c;
     users = std::move(candidate_users);
   }
-  adopt_late_children(g, order, ids, node_costs, best_cost, roots, &best, &users);
+  adopt_late_children(g, order, ids, node_costs, roots, &best, &users);
   return best;
 }
 
