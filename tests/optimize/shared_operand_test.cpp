@@ -126,6 +126,17 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
     EXPECT_EQ(count(r.graph, Op::concat), 0u);
   }
+  {  // different dtypes: an f16 product of the same values is another left operand
+    Graph g;
+    Tensor x = g.input("x", {1, 64});
+    Tensor a = proj(g, x, "a", 64);
+    Tensor w16 = g.parameter("b", {64, 64}, Init::normal(0, 0.3), true, meganeura::DType::f16);
+    Tensor b = g.cast(g.matmul(g.cast(x, meganeura::DType::f16), w16, false, true), meganeura::DType::f32);
+    g.set_outputs({a, b});
+    OptimizeResult r = optimized(g, true);
+    EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
+    EXPECT_EQ(count(r.graph, Op::concat), 0u);
+  }
   {  // the right operands are activations, not weights (nothing to stack once)
     Graph g;
     Tensor x = g.input("x", {1, 64});
