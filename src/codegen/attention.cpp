@@ -12,23 +12,54 @@
 // - attention_grad_k / _v: a workgroup owns `keys` keys × `parts` threads per key; each thread keeps
 //   its key (and value) row in registers, the parts split the query rows of every head of the key's
 //   group (tiles through shared memory), and their partial dK/dV rows are summed at the end.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "codegen/archetypes.h"
 #include "codegen/glsl.h"
 #include "codegen/op_inputs.h"
+#include "codegen/rope.h"
 #include "meganeura/error.h"
 
 namespace meganeura::codegen {
 
 namespace {
 
-// Constants and helpers every attention kernel shares: sizes, positions, the mask.
 // Input positions: q, k, v, then (backward) out, dout, lse; attention_lse reads q and k only.
 size_t fixed_inputs(Op op) { return op == Op::attention ? 3 : (op == Op::attention_lse ? 2 : 6); }
 
-// Constants and helpers every attention kernel shares: sizes, positions, the mask.
+// `vec4 load_<name>4(uint b, uint h, uint row, uint c)`: columns 4c..4c+3 of a row of the operand at
+// input position `slot` (q or k), zeros past the head dim. A rope fused into the kernel
+// (compile/grouping.h) rotates the row as it is read, at the rope's own position offset plus the
+// row index.
+std::string operand_loader(const Graph& graph, const compile::Kernel& kernel, const Node& node, size_t slot,
+                           const std::string& name, const std::string& width) {
+  const int32_t operand = node.inputs[slot];
+  const std::string head = "vec4 load_" + name + "4(uint b, uint h, uint row, uint c) { ";
+  if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), operand)) {
+    return "#define " + name + "_buffer " + input_buffer(kernel, node, slot) + "\n" + head + "return READ4(" + name +
+           "_buffer, " + name + "_at(b, h, row), c, " + width + "); }\n";
+  }
+  const Node& rope = graph.node(operand);
+  if (rope.op != Op::rope) {
+    throw Error(std::string("codegen: attention fuses only a rope into its operands, not ") + op_name(rope.op));
+  }
+  const std::string rotate = "rope_" + name;
+  std::ostringstream out;
+  out << rope_element_function(rotate, input_buffer(kernel, rope, 0), rope.shape.back(), rope.attrs.theta, false)
+      << head << "uint at = " << name << "_at(b, h, row); int position = " << int_scalar_read(graph, kernel, rope, 1)
+      << " + int(row); return vec4(";
+  // Written out, not looped: lavapipe counts every loop iteration against one budget (see below).
+  for (int e = 0; e < 4; ++e) {
+    const std::string d = "c * 4u + " + std::to_string(e) + "u";
+    out << (e ? ", " : "") << "(" << d << " < " << width << " ? " << rotate << "(at, position, " << d << ") : 0.0)";
+  }
+  out << "); }\n";
+  return out.str();
+}
+
+// Constants and helpers every attention kernel shares: sizes, positions, the mask, operand loads.
 std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel, const Node& node) {
   const bool has_v = node.op != Op::attention_lse;
   const Shape& q = graph.node(node.inputs[0]).shape;
@@ -64,9 +95,7 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
          "if ((c) * 4u + k_ < (n)) result.data[(at) + (c) * 4u + k_] = v_[k_]; }\n"
       << "const float SCALE = " << float_literal(scale) << ";\n"
       << "// Scores at or below NEG are masked out (an additive -inf mask included).\n"
-      << "const float NEG = -1.0e30;\n"
-      << "#define QB " << input_buffer(kernel, node, 0) << "\n"
-      << "#define KB " << input_buffer(kernel, node, 1) << "\n";
+      << "const float NEG = -1.0e30;\n";
   if (has_v) out << "#define VB " << input_buffer(kernel, node, 2) << "\n";
   if (fixed == 6) {
     out << "#define OB " << input_buffer(kernel, node, 3) << "\n"
@@ -77,7 +106,8 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       << "uint k_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * D; }\n"
       << "uint v_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * DV; }\n"
       << "uint o_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * DV; }\n"
-      << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n";
+      << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n"
+      << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
   // Query i sits at offset + i with a position offset (keys past offset + S are unwritten cache
   // slots), else at Skv − S + i (causal mask aligned to the end).
   if (offset_input >= 0) {
@@ -110,6 +140,27 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
   return out.str();
 }
 
+// The opening of main() for the kernels whose workgroups own `R` query rows × `L` lanes (forward
+// and dQ): which tile, batch and heads the workgroup works on, each thread's query row i (qi: the
+// row it loads, clamped for threads past S), the keys the row and the tile see, and the row's q,
+// pre-scaled.
+std::string query_rows_main() {
+  return std::string("void main() {\n  uint wg = ") + linear_workgroup_index() + R"(;
+  uint q_tiles = (S + R - 1u) / R;
+  if (wg >= q_tiles * B * HQ) return;
+  uint tile = wg % q_tiles, bh = wg / q_tiles;
+  uint h = bh % HQ, b = bh / HQ, kvh = h / GROUP;
+  uint lane = gl_LocalInvocationID.x, row = gl_LocalInvocationID.y, local_index = gl_LocalInvocationIndex;
+  uint i = tile * R + row;
+  bool valid = i < S;
+  uint qi = min(i, S - 1u);
+  int end_row = valid ? key_end(qi) : 0;
+  int end_group = key_end(min(tile * R + R - 1u, S - 1u));
+  vec4 q[D4];
+  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = load_q4(b, h, qi, c) * SCALE;
+)";
+}
+
 // Head-dim loops run over vec4 columns: one shared-memory load feeds four multiply-adds (the
 // kernels are bound by shared-memory loads otherwise), and the four lanes of a vec4 accumulator
 // are independent chains. Columns past D (or DV) hold zeros.
@@ -125,21 +176,7 @@ std::string forward_body(const compile::Kernel& kernel, bool with_values) {
       << R"(shared float merge_a[R * L];
 shared float merge_b[R * L];
 
-void main() {
-  uint wg = )" << linear_workgroup_index() << R"(;
-  uint q_tiles = (S + R - 1u) / R;
-  if (wg >= q_tiles * B * HQ) return;
-  uint tile = wg % q_tiles, bh = wg / q_tiles;
-  uint h = bh % HQ, b = bh / HQ, kvh = h / GROUP;
-  uint lane = gl_LocalInvocationID.x, row = gl_LocalInvocationID.y, local_index = gl_LocalInvocationIndex;
-  uint i = tile * R + row;
-  bool valid = i < S;
-  uint qi = min(i, S - 1u);
-  int end_row = valid ? key_end(qi) : 0;
-  int end_group = key_end(min(tile * R + R - 1u, S - 1u));
-  vec4 q[D4];
-  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = READ4(QB, q_at(b, h, qi), c, D) * SCALE;
-)";
+)" << query_rows_main() << R"()";
   if (with_values) {
     out << "  vec4 acc[DV4];\n  [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] = vec4(0.0);\n";
   }
@@ -148,7 +185,7 @@ void main() {
     barrier();
     for (uint e = local_index; e < BK * D4; e += R * L) {
       uint j = uint(base) + e / D4;
-      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? READ4(KB, k_at(b, kvh, j), e % D4, D) : vec4(0.0);
+      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? load_k4(b, kvh, j, e % D4) : vec4(0.0);
     }
 )";
   if (with_values) {
@@ -241,21 +278,7 @@ std::string grad_q_body(const compile::Kernel& kernel) {
 shared vec4 v_tile[BK * DVP4];
 shared vec4 merge[R * L];
 
-void main() {
-  uint wg = )" << linear_workgroup_index() << R"(;
-  uint q_tiles = (S + R - 1u) / R;
-  if (wg >= q_tiles * B * HQ) return;
-  uint tile = wg % q_tiles, bh = wg / q_tiles;
-  uint h = bh % HQ, b = bh / HQ, kvh = h / GROUP;
-  uint lane = gl_LocalInvocationID.x, row = gl_LocalInvocationID.y, local_index = gl_LocalInvocationIndex;
-  uint i = tile * R + row;
-  bool valid = i < S;
-  uint qi = min(i, S - 1u);
-  int end_row = valid ? key_end(qi) : 0;
-  int end_group = key_end(min(tile * R + R - 1u, S - 1u));
-  vec4 q[D4];
-  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = READ4(QB, q_at(b, h, qi), c, D) * SCALE;
-  vec4 dout[DV4];
+)" << query_rows_main() << R"(  vec4 dout[DV4];
   vec4 delta4 = vec4(0.0);
   [[unroll]] for (uint c = 0u; c < DV4; ++c) {
     dout[c] = READ4(DOB, o_at(b, h, qi), c, DV);
@@ -269,7 +292,7 @@ void main() {
     barrier();
     for (uint e = local_index; e < BK * D4; e += R * L) {
       uint j = uint(base) + e / D4;
-      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? READ4(KB, k_at(b, kvh, j), e % D4, D) : vec4(0.0);
+      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? load_k4(b, kvh, j, e % D4) : vec4(0.0);
     }
     for (uint e = local_index; e < BK * DV4; e += R * L) {
       uint j = uint(base) + e / DV4;
@@ -336,7 +359,7 @@ void main() {
   bool valid = j < SKV;
   uint kj = min(j, SKV - 1u);
   vec4 key[D4];
-  [[unroll]] for (uint c = 0u; c < D4; ++c) key[c] = READ4(KB, k_at(b, kvh, kj), c, D);
+  [[unroll]] for (uint c = 0u; c < D4; ++c) key[c] = load_k4(b, kvh, kj, c);
 )";
   if (grad_k) {
     out << R"(  vec4 value[DV4];
@@ -356,7 +379,7 @@ void main() {
     barrier();
     for (uint e = local_index; e < BQ * D4; e += BK * P) {
       uint i = qbase + e / D4;
-      q_tile[(e / D4) * DP4 + e % D4] = i < S ? READ4(QB, q_at(b, h, i), e % D4, D) : vec4(0.0);
+      q_tile[(e / D4) * DP4 + e % D4] = i < S ? load_q4(b, h, i, e % D4) : vec4(0.0);
     }
     for (uint e = local_index; e < BQ * DV4; e += BK * P) {
       uint i = qbase + e / DV4;

@@ -4,7 +4,9 @@
 
 #include "codegen/archetypes.h"
 #include "codegen/glsl.h"
+#include "codegen/op_inputs.h"
 #include "codegen/packed_weights.h"
+#include "codegen/rope.h"
 #include "meganeura/error.h"
 
 namespace meganeura::codegen {
@@ -102,12 +104,27 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
       // One invocation per update element; positions past the cache's end are dropped.
       const Shape& update = input_shape(1);
       const int64_t width = update.back(), rows = update[update.size() - 2], capacity = out_shape[out_shape.size() - 2];
-      body << "  int offset = in1.data[0];\n"
-           << "  uint position = uint(offset) + (i / " << uint_literal(width) << ") % " << uint_literal(rows) << ";\n"
+      body << "  int offset = " << int_scalar_read(graph, kernel, node, 2) << ";\n"
+           << "  uint row = (i / " << uint_literal(width) << ") % " << uint_literal(rows) << ";\n"
+           << "  uint position = uint(offset) + row;\n"
            << "  if (offset < 0 || position >= " << uint_literal(capacity) << ") return;\n"
            << "  uint head = i / " << uint_literal(width * rows) << ";\n"
            << "  result.data[(head * " << uint_literal(capacity) << " + position) * " << uint_literal(width) << " + i % "
-           << uint_literal(width) << "] = in0.data[i];\n";
+           << uint_literal(width) << "] = ";
+      const int32_t update_node = node.inputs[1];
+      if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), update_node)) {
+        // A rope fused into the write (compile/grouping.h): the update is rotated as it is copied.
+        const Node& rope = graph.node(update_node);
+        if (rope.op != Op::rope) {
+          throw Error(std::string("codegen: kv_cache_write fuses only a rope into its update, not ") +
+                      op_name(rope.op));
+        }
+        functions = rope_element_function("rotated", input_buffer(kernel, rope, 0), width, rope.attrs.theta, false);
+        body << "rotated(i - i % " << uint_literal(width) << ", " << int_scalar_read(graph, kernel, rope, 1)
+             << " + int(row), i % " << uint_literal(width) << ");\n";
+      } else {
+        body << input_buffer(kernel, node, 1) << ".data[i];\n";
+      }
       break;
     }
     default:

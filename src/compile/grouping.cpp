@@ -51,6 +51,24 @@ NodeRole node_role(const Node& node) {
 
 namespace {
 
+bool is_attention_family(Op op) {
+  return op == Op::attention || op == Op::attention_lse || op == Op::attention_grad_q || op == Op::attention_grad_k ||
+         op == Op::attention_grad_v;
+}
+
+// True when `consumer` reads `producer` only where its kernel can rotate the rows as it loads them:
+// an attention kernel's q or k operand, kv_cache_write's update.
+bool rotates_on_load(const Node& consumer, int32_t producer) {
+  bool any = false;
+  for (size_t k = 0; k < consumer.inputs.size(); ++k) {
+    if (consumer.inputs[k] != producer) continue;
+    const bool operand = is_attention_family(consumer.op) ? k <= 1 : consumer.op == Op::kv_cache_write && k == 1;
+    if (!operand) return false;
+    any = true;
+  }
+  return any;
+}
+
 }  // namespace
 
 bool is_alias(const Graph& graph, const Node& node, bool inference) {
@@ -104,6 +122,7 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
   for (int32_t id = count - 1; id >= 0; --id) {
     if (!needed[id] || role[id] == NodeRole::leaf || role[id] == NodeRole::alias) continue;
     int32_t join = -1;
+    bool rope_prologue = false;  // a rope the consumer's kernel applies as it loads its operand
     if (fuse && !escapes[id] && consumers[id].size() == 1) {
       const int32_t consumer = *consumers[id].begin();
       const int32_t target = group_of[consumer];
@@ -121,13 +140,16 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
                    group.archetype == Archetype::pointwise && nodes[group.root].shape == nodes[id].shape &&
                    nodes[id].dtype == DType::f32) {
           join = target;
+        } else if (nodes[id].op == Op::rope && group.anchor == consumer && rotates_on_load(nodes[consumer], id)) {
+          join = target;
+          rope_prologue = true;
         }
       }
     }
     if (join >= 0) {
       Group& group = groups[join];
       group.nodes.push_back(id);
-      if (role[id] == NodeRole::matmul || role[id] == NodeRole::op_kernel) {
+      if ((role[id] == NodeRole::matmul || role[id] == NodeRole::op_kernel) && !rope_prologue) {
         group.archetype = role[id] == NodeRole::matmul ? Archetype::matmul : op_kernel_archetype(nodes[id].op);
         group.anchor = id;
       }

@@ -9,7 +9,11 @@
 //   a reduction (a prologue: sum(x * x) reads x * x as it goes);
 // - a matmul joins its pointwise consumer's group when the group's root has the matmul's shape and
 //   no reduction or other matmul is in it (an epilogue: bias, activation, residual); so does a
-//   group norm (GroupNorm → SiLU in a UNet block is one kernel).
+//   group norm (GroupNorm → SiLU in a UNet block is one kernel);
+// - a rope joins the kernel of its consumer when that consumer reads it only as an attention-family
+//   kernel's q or k operand, or as kv_cache_write's update: the kernel rotates each row as it loads
+//   it (a decode step's rope(k) → cache write is one dispatch). Anchor and archetype stay the
+//   consumer's. In training the rope'd q and k also feed the backward, so they keep their own kernel.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 #pragma once
 
@@ -22,7 +26,7 @@
 namespace meganeura::compile {
 
 // op_kernel: attention, convolution, pooling, group norm, rope (compile/op_kernels.h); only group
-// norm takes a pointwise epilogue, the others are never fused.
+// norm takes a pointwise epilogue, and only rope joins a consumer (see the rules above).
 enum class NodeRole : uint8_t { leaf, alias, pointwise, reduction, matmul, gather, op_kernel };
 
 // Throws meganeura::Error naming the op for ops that have no kernel yet.

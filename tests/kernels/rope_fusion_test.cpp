@@ -1,0 +1,181 @@
+// RoPE fused into the kernels that read it (compile/grouping.h): attention-family kernels rotate q
+// and k rows as they load them, kv_cache_write rotates the update as it copies it. Each fused rope
+// saves a dispatch, and the results still match the CPU reference.
+#include <algorithm>
+
+#include "compile/plan.h"
+#include "kernels/kernel_test_util.h"
+#include "meganeura/autodiff.h"
+
+namespace meganeura {
+namespace {
+
+struct RopeCase {
+  std::string name;
+  int64_t B, Hq, Hkv, S, Skv, D;
+  bool causal = false;
+  int offset = -1;  // >= 0: q sits at this position offset (attention reads the keys as a cache)
+};
+
+std::vector<RopeCase> rope_cases() {
+  return {
+      {"full_d16", 1, 2, 2, 7, 7, 16},
+      {"causal_gqa_d64", 2, 4, 2, 9, 9, 64, true},
+      {"full_gqa_d80", 1, 4, 2, 5, 5, 80},
+      {"causal_offset_gqa_d80", 1, 6, 2, 3, 12, 80, true, 7},
+      {"full_offset_d16", 1, 2, 1, 4, 10, 16, false, 5},
+      {"decode_offset_gqa_d64", 1, 9, 3, 1, 24, 64, true, 20},
+  };
+}
+
+size_t count_kernels(const compile::Plan& plan, const std::string& label) {
+  return static_cast<size_t>(std::count_if(plan.kernels.begin(), plan.kernels.end(),
+                                           [&](const compile::Kernel& k) { return k.label == label; }));
+}
+
+// Kernels of the plan the inference session compiles, fused or not.
+compile::Plan plan_of(const Graph& g, bool fuse) {
+  compile::CompileOptions options;
+  options.fuse = fuse;
+  return compile::compile(g, kernel_tests::test_caps(false), options);
+}
+
+// Every attention kernel reads rope(q) and rope(k) of its own, so all ten ropes fuse: the forward,
+// the row log-sum-exp and the three gradients each rotate their q and k rows as they load them.
+// Positions: q at `offset` + i (or 0 + i), keys at 0 + j, the rotation with the same positions.
+Graph rope_attention_graph(const RopeCase& c) {
+  Graph g;
+  Tensor xq = g.input("xq", {c.B, c.Hq, c.S, c.D});
+  Tensor xk = g.input("xk", {c.B, c.Hkv, c.Skv, c.D});
+  Tensor v = g.input("v", {c.B, c.Hkv, c.Skv, c.D});
+  Tensor dout = g.input("dout", {c.B, c.Hq, c.S, c.D});
+  std::optional<Tensor> offset;
+  Tensor q_position = g.scalar(0.0, DType::i32);
+  if (c.offset >= 0) q_position = *(offset = g.input("offset", {1}, DType::i32));
+  const Tensor k_position = g.scalar(0.0, DType::i32);
+  auto q = [&]() { return g.rope(xq, q_position, 10000.0); };
+  auto k = [&]() { return g.rope(xk, k_position, 10000.0); };
+  AttentionOptions options{.causal = c.causal};
+  Tensor out = g.attention(q(), k(), v, options, std::nullopt, offset);
+  Tensor lse = g.attention_lse(q(), k(), options, std::nullopt, offset);
+  g.set_outputs({out, lse, g.attention_grad_q(q(), k(), v, out, dout, lse, options, std::nullopt, offset),
+                 g.attention_grad_k(q(), k(), v, out, dout, lse, options, std::nullopt, offset),
+                 g.attention_grad_v(q(), k(), v, out, dout, lse, options, std::nullopt, offset)});
+  return g;
+}
+
+class RopeFusionTest : public ::testing::TestWithParam<std::tuple<RopeCase, bool>> {};
+
+TEST_P(RopeFusionTest, AttentionRotatesItsOperandsAndMatchesReference) {
+  const auto& [c, small] = GetParam();
+  const Graph g = rope_attention_graph(c);
+  const compile::Plan fused = plan_of(g, true), unfused = plan_of(g, false);
+  EXPECT_EQ(fused.kernels.size() + 10, unfused.kernels.size()) << fused.summary();
+  EXPECT_EQ(count_kernels(fused, "rope"), 0u) << fused.summary();
+  for (const char* op : {"attention", "attention_lse", "attention_grad_q", "attention_grad_k", "attention_grad_v"}) {
+    EXPECT_EQ(count_kernels(fused, std::string("rope+rope+") + op), 1u) << op << "\n" << fused.summary();
+  }
+
+  const auto feeds = kernel_tests::random_inputs(g, 11, {{"offset", c.offset}});
+  std::string summary;
+  const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
+  EXPECT_NE(summary.find("rope+rope+attention "), std::string::npos) << summary;
+  const char* names[] = {"attention", "lse", "dq", "dk", "dv"};
+  ASSERT_EQ(errors.size(), 5u);
+  for (size_t k = 0; k < errors.size(); ++k) {
+    EXPECT_LE(errors[k], k < 2 ? 1e-5 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
+  }
+}
+
+std::string case_name(const ::testing::TestParamInfo<std::tuple<RopeCase, bool>>& info) {
+  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(RopeFusion, RopeFusionTest,
+                         ::testing::Combine(::testing::ValuesIn(rope_cases()), ::testing::Bool()), case_name);
+
+TEST(RopeFusion, OneRopeServesBothOperands) {
+  // rope(x) as both q and k of one attention: one consumer, read twice, fused once.
+  Graph g;
+  Tensor x = g.input("x", {1, 2, 6, 16});
+  Tensor v = g.input("v", {1, 2, 6, 16});
+  Tensor r = g.rope(x, g.input("offset", {1}, DType::i32));
+  g.set_outputs({g.attention(r, r, v, {.causal = true})});
+  const compile::Plan plan = plan_of(g, true);
+  EXPECT_EQ(count_kernels(plan, "rope+attention"), 1u) << plan.summary();
+  EXPECT_EQ(plan.kernels.size() + 1, plan_of(g, false).kernels.size()) << plan.summary();
+  const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 12, {{"offset", 3}}), false);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_LE(errors[0], 1e-5);
+}
+
+// A decode (or prefill) step as SmolLM2 writes it: rope(k) → kv_cache_write, rope(q) → attention
+// over the written cache at the position offset. Both ropes fuse: two dispatches fewer.
+void check_cached_step(int64_t S, int64_t D, int position, bool small) {
+  Graph g;
+  const int64_t Hq = 4, Hkv = 2, capacity = 16;
+  Tensor cache_k = g.input("cache_k", {1, Hkv, capacity, D});
+  Tensor cache_v = g.input("cache_v", {1, Hkv, capacity, D});
+  Tensor xq = g.input("xq", {1, Hq, S, D});
+  Tensor xk = g.input("xk", {1, Hkv, S, D});
+  Tensor v = g.input("v", {1, Hkv, S, D});
+  Tensor offset = g.input("offset", {1}, DType::i32);
+  Tensor written_k = g.kv_cache_write(cache_k, g.rope(xk, offset), offset);
+  Tensor written_v = g.kv_cache_write(cache_v, v, offset);
+  Tensor out = g.attention(g.rope(xq, offset), written_k, written_v, {.causal = true}, std::nullopt, offset);
+  g.set_outputs({out, written_k});
+  const compile::Plan plan = plan_of(g, true);
+  EXPECT_EQ(count_kernels(plan, "rope+kv_cache_write"), 1u) << plan.summary();
+  EXPECT_EQ(count_kernels(plan, "rope+attention"), 1u) << plan.summary();
+  EXPECT_EQ(plan.kernels.size(), 3u) << plan.summary();
+  EXPECT_EQ(plan.kernels.size() + 2, plan_of(g, false).kernels.size()) << plan.summary();
+
+  const auto feeds = kernel_tests::random_inputs(g, 13, {{"offset", position}});
+  std::string summary;
+  const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_LE(errors[0], 1e-5) << "attention\n" << summary;
+  EXPECT_LE(errors[1], 1e-6) << "written cache\n" << summary;
+}
+
+TEST(RopeFusion, DecodeStepWritesRotatedKeysInOneDispatch) {
+  for (int64_t D : {16, 64, 80}) check_cached_step(1, D, 9, false);
+  check_cached_step(1, 64, 15, true);
+}
+
+TEST(RopeFusion, PrefillStepAtAnOffset) { check_cached_step(5, 32, 3, false); }
+
+TEST(RopeFusion, TrainingKeepsRopesTheBackwardReads) {
+  // q and k are trained: their rope'd values feed the attention gradients too, so the ropes keep
+  // their kernels; the gradients through them still match the reference.
+  Graph g;
+  Tensor xq = g.parameter("xq", {1, 2, 6, 16}, Init::uniform(-1, 1));
+  Tensor xk = g.parameter("xk", {1, 1, 6, 16}, Init::uniform(-1, 1));
+  Tensor v = g.parameter("v", {1, 1, 6, 16}, Init::uniform(-1, 1));
+  Tensor w = g.input("w", {1, 2, 6, 16});
+  Tensor start = g.scalar(0.0, DType::i32);
+  g.set_outputs({g.sum_all(g.attention(g.rope(xq, start), g.rope(xk, start), v, {.causal = true}) * w)});
+  const auto feeds = kernel_tests::random_inputs(g, 14);
+  const GradientGraph d = differentiate(g);
+  SessionOptions options;
+  options.seed = 6;
+  options.optimize = false;
+  options.optimizer = OptimizerSpec::sgd(0.0);
+  Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), true);
+  const compile::Plan& plan = session.impl().plan;
+  EXPECT_EQ(count_kernels(plan, "rope"), 2u) << plan.summary();
+  kernel_tests::apply(session, g, feeds);
+  kernel_tests::poison(session);
+  session.step();
+  reference::Options reference_options;
+  reference_options.training = true;
+  reference_options.seed = 6;
+  const auto expected = reference::run(d.graph, feeds, reference_options);
+  for (const std::string& name : d.parameters) {
+    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), 2e-5)
+        << name;
+  }
+}
+
+}  // namespace
+}  // namespace meganeura
