@@ -6,6 +6,7 @@
 #include "compile/plan.h"
 #include "kernels/kernel_test_util.h"
 #include "meganeura/autodiff.h"
+#include "meganeura/models/smollm2.h"
 
 namespace meganeura {
 namespace {
@@ -144,6 +145,30 @@ TEST(RopeFusion, DecodeStepWritesRotatedKeysInOneDispatch) {
 }
 
 TEST(RopeFusion, PrefillStepAtAnOffset) { check_cached_step(5, 32, 3, false); }
+
+size_t count_labels_starting(const compile::Plan& plan, const std::string& prefix) {
+  return static_cast<size_t>(std::count_if(plan.kernels.begin(), plan.kernels.end(), [&](const compile::Kernel& k) {
+    return k.label.compare(0, prefix.size(), prefix) == 0;
+  }));
+}
+
+TEST(RopeFusion, SmolLM2DecodeAndPrefillRunNoRopeKernel) {
+  // The model's own graphs, optimized as the generator builds them: every layer's rope(k) is
+  // written into its cache by one dispatch, its rope(q) is rotated by the attention kernel.
+  const models::LlamaConfig config =
+      models::LlamaConfig::load(std::string(MEGANEURA_TEST_DATA_DIR) + "/fixtures/smollm2-tiny");
+  for (int64_t length : {1, 4}) {
+    const Graph g = models::decoding_graph(config, length, 16);
+    Session session = runtime::build_session_for_caps(g, {}, kernel_tests::test_caps(false), false);
+    const compile::Plan& plan = session.impl().plan;
+    const auto layers = static_cast<size_t>(config.num_hidden_layers);
+    EXPECT_EQ(count_labels_starting(plan, "rope+kv_cache_write"), layers) << plan.summary();
+    EXPECT_EQ(count_labels_starting(plan, "rope+attention"), layers) << plan.summary();
+    // A rope of its own would be labelled "rope" or "rope (<name>)".
+    EXPECT_EQ(count_labels_starting(plan, "rope "), 0u) << plan.summary();
+    EXPECT_EQ(count_kernels(plan, "rope"), 0u) << plan.summary();
+  }
+}
 
 TEST(RopeFusion, TrainingKeepsRopesTheBackwardReads) {
   // q and k are trained: their rope'd values feed the attention gradients too, so the ropes keep
