@@ -46,8 +46,9 @@ struct Storage {
   ElementStorage element = ElementStorage::bits32;
 };
 
-// attention, conv (also pooling and upsampling) and nn (group norm, rope) kernels hold one node each;
-// compile/op_kernels.h sizes their dispatches.
+// attention, conv (also pooling and upsampling) and nn (group norm, rope) kernels are built around
+// one op node: only a group norm's pointwise epilogue and ropes read by attention's q/k (and by a
+// KV-cache write) join them (compile/grouping.h); compile/op_kernels.h sizes their dispatches.
 enum class Archetype : uint8_t { pointwise, reduction, matmul, gather, attention, conv, nn };
 const char* archetype_name(Archetype archetype);
 
