@@ -27,7 +27,8 @@
 namespace meganeura::compile {
 
 struct SplitSumOptions {
-  // Split until the product has about this many output tiles (workgroups) in flight…
+  // Split until the product has about this many output tiles (workgroups) in flight… (which also
+  // bounds the partial results: at most this many 64×64 tiles, 8 MiB)
   uint64_t target_workgroups = 512;
   // …but keep at least this many terms in each part, so the extra sum stays cheap.
   uint64_t min_part_length = 1024;
