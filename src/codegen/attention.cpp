@@ -166,7 +166,9 @@ std::string query_rows_main() {
 // are independent chains. Columns past D (or DV) hold zeros.
 
 // attention (with_values) and attention_lse (without): one pass over the keys with an online softmax.
+// An attention kernel with a second output (compile/grouping.h) also stores the row lse there.
 std::string forward_body(const compile::Kernel& kernel, bool with_values) {
+  const bool keeps_lse = with_values && !kernel.extra_outputs.empty();
   const uint32_t lanes = kernel.local_size[0], rows = kernel.local_size[1], keys = kernel.register_tile[0];
   std::ostringstream out;
   out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
@@ -227,8 +229,8 @@ shared float merge_b[R * L];
       out << R"(  if (!valid) return;
   float inv = l > 0.0 ? 1.0 / l : 0.0;
   [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[o_at(b, h, i) + d] = acc[d / 4u][d % 4u] * inv;
-}
-)";
+)" << (keeps_lse ? "  result1.data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);\n" : "")
+          << "}\n";
     } else {
       out << R"(  if (!valid) return;
   result.data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);
@@ -253,6 +255,10 @@ shared float merge_b[R * L];
 }
 )";
     return out.str();
+  }
+  if (keeps_lse) {
+    out << "  if (lane == 0u && valid) result1.data[row_at(b, h, i)] = total > 0.0 ? top + log(total) : "
+           "uintBitsToFloat(0x7f800000u);\n";
   }
   out << R"(  float inv = total > 0.0 ? 1.0 / total : 0.0;
   [[unroll]] for (uint c = 0u; c < DV4; ++c) {

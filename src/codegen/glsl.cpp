@@ -57,7 +57,14 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
         << (packed ? "uint" : element_type(graph.node(kernel.inputs[i]).dtype)) << " data[]; } in" << i << ";\n";
   }
   out << "layout(std430, set = 0, binding = " << kernel.inputs.size() << ") writeonly buffer Result { "
-      << element_type(graph.node(kernel.root).dtype) << " data[]; } result;\n\n";
+      << element_type(graph.node(kernel.root).dtype) << " data[]; } result;\n";
+  // Further outputs: result1, result2, … (compile::Kernel::extra_outputs).
+  for (size_t e = 0; e < kernel.extra_outputs.size(); ++e) {
+    out << "layout(std430, set = 0, binding = " << kernel.inputs.size() + 1 + e << ") writeonly buffer Result"
+        << e + 1 << " { " << element_type(graph.node(kernel.extra_outputs[e]).dtype) << " data[]; } result" << e + 1
+        << ";\n";
+  }
+  out << "\n";
   return out.str();
 }
 

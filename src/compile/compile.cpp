@@ -317,6 +317,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     kernel.nodes = group.nodes;
     kernel.root = group.root;
     kernel.anchor = group.anchor;
+    kernel.extra_outputs = group.extra_roots;
     const std::set<int32_t> members(group.nodes.begin(), group.nodes.end());
     for (int32_t id : group.nodes) {
       for (int32_t input : nodes[id].inputs) {
@@ -335,6 +336,9 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     }
     if (own_buffer[owner[group.root]] < 0) {
       lifetimes[group.root] = {tensor_bytes(nodes[group.root].shape), position, position};
+    }
+    for (int32_t extra : group.extra_roots) {
+      if (own_buffer[owner[extra]] < 0) lifetimes[extra] = {tensor_bytes(nodes[extra].shape), position, position};
     }
     kernel.refresh = derived[group.root];
     set_dispatch(graph, caps, kernel);
@@ -380,9 +384,11 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
       kernel.bindings.push_back(plan.storage[input]);
       access.reads.push_back({plan.storage[input].buffer, plan.storage[input].offset, plan.storage[input].bytes});
     }
-    const Storage& out = plan.storage[kernel.root];
-    kernel.bindings.push_back(out);
-    access.writes.push_back({out.buffer, out.offset, out.bytes});
+    kernel.bindings.push_back(plan.storage[kernel.root]);
+    for (int32_t extra : kernel.extra_outputs) kernel.bindings.push_back(plan.storage[extra]);
+    for (size_t b = kernel.inputs.size(); b < kernel.bindings.size(); ++b) {
+      access.writes.push_back({kernel.bindings[b].buffer, kernel.bindings[b].offset, kernel.bindings[b].bytes});
+    }
     accesses.push_back(std::move(access));
   }
   const std::vector<bool> barriers = place_barriers(accesses);

@@ -69,6 +69,44 @@ bool rotates_on_load(const Node& consumer, int32_t producer) {
   return any;
 }
 
+// attention(q, k, v, [mask], [offset]) and attention_lse(q, k, [mask], [offset]) with equal
+// operands and options: the same softmax statistics.
+bool same_statistics(const Node& attention, const Node& lse) {
+  if (attention.op != Op::attention || lse.op != Op::attention_lse || !(attention.attrs == lse.attrs)) return false;
+  if (attention.inputs.size() != lse.inputs.size() + 1) return false;
+  if (attention.inputs[0] != lse.inputs[0] || attention.inputs[1] != lse.inputs[1]) return false;
+  return std::equal(attention.inputs.begin() + 3, attention.inputs.end(), lse.inputs.begin() + 2);
+}
+
+// An attention_lse kernel whose statistics an attention kernel computes anyway becomes that
+// kernel's second output (both kernels plain: no fused ropes).
+void merge_row_statistics(const Graph& graph, std::vector<Group>& groups) {
+  std::map<std::vector<int32_t>, size_t> forward_by_operands;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const Node& node = graph.node(groups[g].root);
+    if (node.op == Op::attention && groups[g].nodes.size() == 1) forward_by_operands[{node.inputs[0], node.inputs[1]}] = g;
+  }
+  std::vector<bool> merged(groups.size(), false);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const Node& lse = graph.node(groups[g].root);
+    if (lse.op != Op::attention_lse || groups[g].nodes.size() != 1) continue;
+    const auto it = forward_by_operands.find({lse.inputs[0], lse.inputs[1]});
+    if (it == forward_by_operands.end()) continue;
+    Group& forward = groups[it->second];
+    if (!forward.extra_roots.empty() || !same_statistics(graph.node(forward.root), lse)) continue;
+    forward.extra_roots.push_back(groups[g].root);
+    forward.nodes.push_back(groups[g].root);
+    merged[g] = true;
+  }
+  size_t kept = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (merged[g]) continue;
+    if (kept != g) groups[kept] = std::move(groups[g]);
+    ++kept;
+  }
+  groups.resize(kept);
+}
+
 }  // namespace
 
 bool is_alias(const Graph& graph, const Node& node, bool inference) {
@@ -169,6 +207,7 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     group_of[id] = static_cast<int32_t>(groups.size());
     groups.push_back(std::move(group));
   }
+  if (fuse) merge_row_statistics(graph, groups);
   for (Group& group : groups) std::sort(group.nodes.begin(), group.nodes.end());
   std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.root < b.root; });
   return groups;

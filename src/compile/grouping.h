@@ -15,6 +15,9 @@
 //   it (a decode step's rope(k) → cache write is one dispatch). Anchor and archetype stay the
 //   consumer's. In training the rope'd q and k also feed the backward, so they keep their own kernel.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
+// One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
+// options as an attention (the gradient rule emits it for the backward) is written by that
+// attention's kernel — the forward keeps its row log-sum-exp instead of a second pass over QKᵀ.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +40,7 @@ struct Group {
   int32_t root = -1;
   int32_t anchor = -1;
   std::vector<int32_t> nodes;  // ascending
+  std::vector<int32_t> extra_roots;  // further values the kernel stores (the attention's lse)
 };
 
 // Groups in an order that respects dependencies (ascending root id). Only nodes the outputs (and

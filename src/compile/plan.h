@@ -60,9 +60,10 @@ struct Kernel {
   int32_t root = -1;
   int32_t anchor = -1;
   // Nodes outside the kernel it reads, in the order codegen binds them (binding i), then the root
-  // (binding inputs.size()).
+  // (binding inputs.size()), then `extra_outputs` (bindings inputs.size() + 1, …).
   std::vector<int32_t> inputs;
-  std::vector<Storage> bindings;  // inputs.size() + 1 ranges
+  std::vector<int32_t> extra_outputs;  // values stored besides the root (an attention's row lse)
+  std::vector<Storage> bindings;       // inputs.size() + 1 + extra_outputs.size() ranges
   std::array<uint32_t, 3> local_size = {1, 1, 1};
   std::array<uint32_t, 3> workgroups = {1, 1, 1};
   std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);

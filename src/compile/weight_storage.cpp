@@ -35,7 +35,7 @@ void pack_buffers(Plan& plan, ElementStorage element, const std::function<bool(c
   for (const Kernel& kernel : plan.kernels) {
     for (size_t slot = 0; slot < kernel.bindings.size(); ++slot) {
       const uint32_t b = kernel.bindings[slot].buffer;
-      if (slot == kernel.inputs.size() || !reads_packed_weights(plan.graph, kernel, slot)) {
+      if (slot >= kernel.inputs.size() || !reads_packed_weights(plan.graph, kernel, slot)) {  // outputs: 32-bit
         eligible[b] = false;
       } else {
         read[b] = true;

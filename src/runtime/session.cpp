@@ -45,7 +45,7 @@ std::vector<bool> barriers_for(const compile::Plan& plan, const std::vector<size
     compile::KernelAccess access;
     for (size_t b = 0; b < kernel.bindings.size(); ++b) {
       const compile::Storage& s = kernel.bindings[b];
-      (b + 1 == kernel.bindings.size() ? access.writes : access.reads).push_back({s.buffer, s.offset, s.bytes});
+      (b >= kernel.inputs.size() ? access.writes : access.reads).push_back({s.buffer, s.offset, s.bytes});
     }
     accesses.push_back(std::move(access));
   }

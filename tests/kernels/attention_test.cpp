@@ -129,6 +129,15 @@ TEST(AttentionKernel, TrainingGradientsThroughAutodiff) {
   options.optimize = false;
   options.optimizer = OptimizerSpec::sgd(0.0);
   Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), true);
+  // The forward kernel keeps the row log-sum-exp the three gradient kernels read: no kernel of its own.
+  size_t forward_with_lse = 0, lse_alone = 0;
+  for (const compile::Kernel& kernel : session.impl().plan.kernels) {
+    const Op op = session.impl().plan.graph.node(kernel.root).op;
+    if (op == Op::attention && kernel.extra_outputs.size() == 1) ++forward_with_lse;
+    if (op == Op::attention_lse) ++lse_alone;
+  }
+  EXPECT_EQ(forward_with_lse, 1u) << session.plan_summary();
+  EXPECT_EQ(lse_alone, 0u) << session.plan_summary();
   kernel_tests::apply(session, g, feeds);
   kernel_tests::poison(session);
   session.step();
