@@ -177,6 +177,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
 
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot);
+  if (kernel.register_tile[0] == 8) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot);
 
   std::ostringstream out_text;
   out_text << shader_header(graph, kernel) << math_helpers()

@@ -13,6 +13,10 @@ namespace meganeura::codegen {
 // (the fused pointwise tree), for output element i.
 std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer);
 
+// The 128×128-tile form for large products (an 8×8 register tile; matmul_wide.cpp).
+std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
+                                 size_t a_slot, size_t b_slot);
+
 // The cooperative-matrix form of a matmul kernel (compile/cooperative_matmul.h sizes it).
 std::string generate_cooperative_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                         size_t a_slot, size_t b_slot);

@@ -176,6 +176,11 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
                                 : 8u;
       uint32_t reg = (m >= 64 && n >= 64) ? 4u : 1u;
       while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
+      // Large products: 128×128 tiles of 8×8 outputs per invocation (codegen/matmul_wide.cpp, two
+      // shared stages of 8×128 floats per operand) where they still make 256 workgroups.
+      const uint64_t wide_tiles = static_cast<uint64_t>((m + 127) / 128) * static_cast<uint64_t>((n + 127) / 128) *
+                                  static_cast<uint64_t>(batch);
+      if (side == 16 && wide_tiles >= 256 && caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 33 * 16) reg = 8u;
       kernel.local_size = {side, side, 1};
       kernel.register_tile = {reg, reg};
       const uint64_t tile = static_cast<uint64_t>(side) * reg;

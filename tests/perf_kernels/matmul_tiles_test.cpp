@@ -1,4 +1,5 @@
-// The tiled matmul paths (4×4 outputs per invocation, and 1×1 for small outputs; 16×16 and 8×8
+// The tiled matmul paths (8×8 outputs per invocation in 128×128 tiles for large products, 4×4, and
+// 1×1 for small outputs; 16×16 and 8×8
 // workgroups) and the GEMV form for one-row products against the CPU reference, with partial tiles, K not a multiple of the shared-memory
 // slice, every transpose combination, batches and a fused bias + ReLU epilogue. Each case asserts
 // which register tile the compiler chose, so a change of the heuristic cannot silently leave a path
@@ -61,6 +62,27 @@ TEST(MatmulTiles, FourByFourEveryTransposeWithPartialTiles) {
       EXPECT_LT(outcome.error, 1e-5) << which;
     }
   }
+}
+
+TEST(MatmulTiles, WideTilesEveryTransposeWithPartialTilesAndEpilogue) {
+  // 64 batches of 130×129 are 256 tiles of 128×128, each with partial edges; K = 21 leaves a
+  // partial slice of 8 and exercises both shared-memory stages.
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Outcome outcome = run_matmul(batched_matmul(64, 130, 129, 21, ta, tb), false, 21);
+      const std::string which = std::string("ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
+      EXPECT_EQ(outcome.register_tile[0], 8u) << which;
+      EXPECT_LT(outcome.error, 1e-5) << which;
+    }
+  }
+  Graph g;
+  Tensor a = g.input("a", {64, 130, 21});
+  Tensor b = g.input("b", {129, 21});
+  Tensor bias = g.input("bias", {129});
+  g.set_outputs({g.relu(g.matmul(a, b, false, true) + bias)});
+  const Outcome outcome = run_matmul(g, false, 22);
+  EXPECT_EQ(outcome.register_tile[0], 8u);
+  EXPECT_LT(outcome.error, 1e-5);
 }
 
 TEST(MatmulTiles, ScalarPathForSmallOutputs) {

@@ -1,0 +1,129 @@
+// The wide-tile matmul for large products (compile chooses it with an 8×8 register tile): a
+// workgroup of 256 invocations computes a 128×128 tile, each invocation 8×8 outputs held as sixteen
+// vec4 accumulators (rows 4·ty…4·ty+3 and 64+4·ty…, columns 4·tx… and 64+4·tx…), so one k step
+// reads four vec4s from shared memory for 64 multiply-adds. K advances in slices of 8 through two
+// shared-memory stages: the next slice is loaded from global memory into registers while the current
+// one is multiplied, and stored into the other stage, so one barrier per slice suffices and the
+// global latency hides behind the arithmetic. Transposes, batches, 16-bit weights and the epilogue
+// work as in the 4×4 kernel (matmul.cpp).
+#include <sstream>
+
+#include "codegen/archetypes.h"
+#include "codegen/expression.h"
+#include "codegen/glsl.h"
+#include "codegen/matmul_parts.h"
+#include "codegen/packed_weights.h"
+
+namespace meganeura::codegen {
+
+namespace {
+
+// `acc_r_j` for output rows r (0..7) and column halves j (0, 1), each a vec4 of four columns.
+std::string vec4_accumulators() {
+  std::ostringstream text;
+  for (int r = 0; r < 8; ++r) text << "  vec4 acc_" << r << "_0 = vec4(0.0), acc_" << r << "_1 = vec4(0.0);\n";
+  return text.str();
+}
+
+std::string multiply_slice() {
+  std::ostringstream text;
+  text << "    for (uint kk = 0u; kk < BK; ++kk) {\n"
+       << "      vec4 a0 = As[stage][kk][ty], a1 = As[stage][kk][16u + ty];\n"
+       << "      vec4 b0 = Bs[stage][kk][tx], b1 = Bs[stage][kk][16u + tx];\n";
+  const char* lanes = "xyzw";
+  for (int r = 0; r < 8; ++r) {
+    const std::string a = std::string(r < 4 ? "a0." : "a1.") + lanes[r % 4];
+    text << "      acc_" << r << "_0 += " << a << " * b0; acc_" << r << "_1 += " << a << " * b1;\n";
+  }
+  text << "    }\n";
+  return text.str();
+}
+
+// Row r of the invocation's outputs, column half j: four outputs through the epilogue.
+std::string store_outputs(const std::string& batch_stride) {
+  std::ostringstream text;
+  for (int r = 0; r < 8; ++r) {
+    text << "  {\n    uint row = row0 + " << (r < 4 ? "" : "64u + ") << "4u * ty + " << r % 4 << "u;\n"
+         << "    if (row < M) {\n";
+    for (int j = 0; j < 2; ++j) {
+      text << "      [[unroll]] for (uint c = 0u; c < 4u; ++c) {\n"
+           << "        uint col = col0 + " << (j ? "64u + " : "") << "4u * tx + c;\n"
+           << "        if (col < N) { uint i = batch * " << batch_stride
+           << " + row * N + col; result.data[i] = epilogue(i, product(i, acc_" << r << "_" << j << "[c])); }\n"
+           << "      }\n";
+    }
+    text << "    }\n  }\n";
+  }
+  return text.str();
+}
+
+}  // namespace
+
+std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
+                                 size_t a_slot, size_t b_slot) {
+  const Node& mm = graph.node(kernel.anchor);
+  const Node& a = graph.node(mm.inputs[0]);
+  const Node& b = graph.node(mm.inputs[1]);
+  const bool ta = mm.attrs.transpose_a, tb = mm.attrs.transpose_b;
+  const Shape& out = mm.shape;
+  const int64_t m = out[out.size() - 2], n = out.back();
+  const int64_t k = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
+  const Shape out_batch(out.begin(), out.end() - 2);
+  const Shape a_batch(a.shape.begin(), a.shape.end() - 2);
+  const Shape b_batch(b.shape.begin(), b.shape.end() - 2);
+  auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+
+  std::ostringstream text;
+  std::string header = shader_header(graph, kernel);
+  const size_t after_version = header.find('\n', header.find("#version")) + 1;
+  header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  text << header << math_helpers() << "const uint TM = 128u, TN = 128u, BK = 8u;\n"
+       << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
+       // Rows of 32 vec4 padded to 33: the stores of a slice go down a column (k) of the tile.
+       << "shared vec4 As[2][BK][TM / 4u + 1u];\nshared vec4 Bs[2][BK][TN / 4u + 1u];\n\n"
+       << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
+       << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
+       << matmul_epilogue_functions(graph, kernel, writer);
+
+  // Each invocation moves four elements of A's and four of B's slice: consecutive invocations take
+  // consecutive addresses of the operand as stored (along k for row-major A, along m when
+  // transposed; the same for B).
+  const std::string a_coords = ta ? "uint mm = f % TM, kk = f / TM;" : "uint mm = f / BK, kk = f % BK;";
+  const std::string b_coords = tb ? "uint nn = f / BK, kk = f % BK;" : "uint nn = f % TN, kk = f / TN;";
+  const std::string a_index = ta ? "(k0 + kk) * M + row0 + mm" : "(row0 + mm) * K + k0 + kk";
+  const std::string b_index = tb ? "(col0 + nn) * K + k0 + kk" : "(k0 + kk) * N + col0 + nn";
+  text << "void main() {\n"
+       << "  uint batch = gl_WorkGroupID.z;\n"
+       << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(m * k) << ";\n"
+       << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
+       << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
+       << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
+       << vec4_accumulators()
+       << "  float a_next[4], b_next[4];\n"
+       << "  uint k0 = 0u;\n"
+       // Fetch: the slice at k0 into registers.
+       << "#define FETCH() [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "    { " << a_coords << " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " << a_index
+       << ") : 0.0; } \\\n"
+       << "    { " << b_coords << " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " << b_index
+       << ") : 0.0; } }\n"
+       // Stash: the registers into a shared-memory stage.
+       << "#define STASH(s) [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "    { " << a_coords << " As[s][kk][mm / 4u][mm % 4u] = a_next[e]; } \\\n"
+       << "    { " << b_coords << " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e]; } }\n"
+       << "  FETCH();\n  STASH(0u);\n  barrier();\n"
+       << "  uint stage = 0u;\n"
+       << "  for (; k0 < K; ) {\n"
+       << "    bool more = k0 + BK < K;\n"
+       << "    k0 += BK;\n"
+       << "    if (more) FETCH();\n"
+       << multiply_slice()
+       << "    if (more) STASH(stage ^ 1u);\n"
+       << "    barrier();\n"
+       << "    stage ^= 1u;\n"
+       << "  }\n"
+       << store_outputs(u(m * n)) << "}\n";
+  return text.str();
+}
+
+}  // namespace meganeura::codegen
