@@ -10,6 +10,7 @@
 
 #include "codegen/archetypes.h"
 #include "codegen/glsl.h"
+#include "codegen/matmul_parts.h"
 #include "codegen/op_inputs.h"
 #include "meganeura/error.h"
 
@@ -101,13 +102,48 @@ std::string operand_functions(const Node& node, const ConvShape& c, uint64_t& M,
   return out.str();
 }
 
+// The 128×128 wide tile (codegen/matmul_wide.cpp) over the conv's operand functions: A along k, B
+// along n (along k for the weight gradient, whose k runs over image positions).
+std::string wide_conv_main(bool b_along_k) {
+  std::ostringstream out;
+  const std::string b_coords = b_along_k ? "uint nn = f / BK, kk = f % BK;" : "uint nn = f % TN, kk = f / TN;";
+  out << wide_tile_shared() << "\nvoid main() {\n"
+      << "  int g = int(gl_WorkGroupID.z);\n"
+      << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
+      << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
+      << wide_tile_accumulators()
+      << wide_tile_loop(
+             "uint mm = f / BK, kk = f % BK; a_next[e] = (row0 + mm < M && k0 + kk < K) ? a_at(g, int(row0 + mm), "
+             "int(k0 + kk)) : 0.0;",
+             b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? b_at(g, int(k0 + kk), int(col0 + nn)) : 0.0;",
+             "uint mm = f / BK, kk = f % BK; As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
+             b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];");
+  for (int r = 0; r < 8; ++r) {
+    out << "  {\n    uint row = row0 + " << (r < 4 ? "" : "64u + ") << "4u * ty + " << r % 4 << "u;\n"
+        << "    if (row < M) {\n";
+    for (int j = 0; j < 2; ++j) {
+      out << "      [[unroll]] for (uint c = 0u; c < 4u; ++c) {\n"
+          << "        uint col = col0 + " << (j ? "64u + " : "") << "4u * tx + c;\n"
+          << "        if (col < N) store(g, int(row), int(col), acc_" << r << "_" << j << "[c]);\n      }\n";
+    }
+    out << "    }\n  }\n";
+  }
+  out << "}\n";
+  return out.str();
+}
+
 }  // namespace
 
 std::string generate_conv(const Graph& graph, const compile::Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
   const ConvShape c = conv_shape(graph, node);
   std::ostringstream out;
-  out << shader_header(graph, kernel) << constants(c);
+  std::string header = shader_header(graph, kernel);
+  if (kernel.register_tile[0] == 8) {
+    const size_t after_version = header.find('\n', header.find("#version")) + 1;
+    header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  }
+  out << header << constants(c);
   switch (node.op) {
     case Op::conv2d:
       out << "#define XB " << input_buffer(kernel, node, 0) << "\n#define WB " << input_buffer(kernel, node, 1) << "\n";
@@ -128,8 +164,9 @@ std::string generate_conv(const Graph& graph, const compile::Kernel& kernel) {
   // consecutive positions (coalesced) and store down a column of b_tile, whose rows are padded by
   // one float so those stores fall in different banks. The other forms load along n.
   const bool b_along_k = node.op == Op::conv2d_grad_weight;
-  out << "const uint M = " << uint_literal(M) << ", N = " << uint_literal(N) << ", K = " << uint_literal(K) << ";\n"
-      << "const uint SIDE = " << side << "u, REG = " << reg << "u, TILE = SIDE * REG, BKT = 16u;\n"
+  out << "const uint M = " << uint_literal(M) << ", N = " << uint_literal(N) << ", K = " << uint_literal(K) << ";\n";
+  if (reg == 8) return out.str() + wide_conv_main(b_along_k);
+  out << "const uint SIDE = " << side << "u, REG = " << reg << "u, TILE = SIDE * REG, BKT = 16u;\n"
       << "const uint B_ROW = TILE + " << (b_along_k ? 1 : 0) << "u;\n"
       << "#define B_ALONG_K " << (b_along_k ? 1 : 0) << "\n"
       << R"(shared float a_tile[BKT * TILE];

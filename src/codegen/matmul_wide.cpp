@@ -16,16 +16,14 @@
 
 namespace meganeura::codegen {
 
-namespace {
-
 // `acc_r_j` for output rows r (0..7) and column halves j (0, 1), each a vec4 of four columns.
-std::string vec4_accumulators() {
+std::string wide_tile_accumulators() {
   std::ostringstream text;
   for (int r = 0; r < 8; ++r) text << "  vec4 acc_" << r << "_0 = vec4(0.0), acc_" << r << "_1 = vec4(0.0);\n";
   return text.str();
 }
 
-std::string multiply_slice() {
+std::string wide_tile_multiply() {
   std::ostringstream text;
   text << "    for (uint kk = 0u; kk < BK; ++kk) {\n"
        << "      vec4 a0 = As[stage][kk][ty], a1 = As[stage][kk][16u + ty];\n"
@@ -38,6 +36,37 @@ std::string multiply_slice() {
   text << "    }\n";
   return text.str();
 }
+
+std::string wide_tile_loop(const std::string& fetch_a, const std::string& fetch_b, const std::string& stash_a,
+                           const std::string& stash_b) {
+  std::ostringstream text;
+  text << "  float a_next[4], b_next[4];\n"
+       << "  uint k0 = 0u;\n"
+       << "#define FETCH() [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "    { " << fetch_a << " } \\\n    { " << fetch_b << " } }\n"
+       << "#define STASH(s) [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "    { " << stash_a << " } \\\n    { " << stash_b << " } }\n"
+       << "  FETCH();\n  STASH(0u);\n  barrier();\n"
+       << "  uint stage = 0u;\n"
+       << "  for (; k0 < K; ) {\n"
+       << "    bool more = k0 + BK < K;\n"
+       << "    k0 += BK;\n"
+       << "    if (more) FETCH();\n"
+       << wide_tile_multiply()
+       << "    if (more) STASH(stage ^ 1u);\n"
+       << "    barrier();\n"
+       << "    stage ^= 1u;\n"
+       << "  }\n";
+  return text.str();
+}
+
+const char* wide_tile_shared() {
+  // Rows of 32 vec4 padded to 33: the stores of a slice go down a column (k) of the tile.
+  return "const uint TM = 128u, TN = 128u, BK = 8u;\n"
+         "shared vec4 As[2][BK][TM / 4u + 1u];\nshared vec4 Bs[2][BK][TN / 4u + 1u];\n";
+}
+
+namespace {
 
 // Row r of the invocation's outputs, column half j: four outputs through the epilogue.
 std::string store_outputs(const std::string& batch_stride) {
@@ -77,10 +106,8 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   std::string header = shader_header(graph, kernel);
   const size_t after_version = header.find('\n', header.find("#version")) + 1;
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
-  text << header << math_helpers() << "const uint TM = 128u, TN = 128u, BK = 8u;\n"
+  text << header << math_helpers() << wide_tile_shared()
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
-       // Rows of 32 vec4 padded to 33: the stores of a slice go down a column (k) of the tile.
-       << "shared vec4 As[2][BK][TM / 4u + 1u];\nshared vec4 Bs[2][BK][TN / 4u + 1u];\n\n"
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << matmul_epilogue_functions(graph, kernel, writer);
@@ -98,30 +125,11 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
        << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
-       << vec4_accumulators()
-       << "  float a_next[4], b_next[4];\n"
-       << "  uint k0 = 0u;\n"
-       // Fetch: the slice at k0 into registers.
-       << "#define FETCH() [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
-       << "    { " << a_coords << " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " << a_index
-       << ") : 0.0; } \\\n"
-       << "    { " << b_coords << " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " << b_index
-       << ") : 0.0; } }\n"
-       // Stash: the registers into a shared-memory stage.
-       << "#define STASH(s) [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
-       << "    { " << a_coords << " As[s][kk][mm / 4u][mm % 4u] = a_next[e]; } \\\n"
-       << "    { " << b_coords << " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e]; } }\n"
-       << "  FETCH();\n  STASH(0u);\n  barrier();\n"
-       << "  uint stage = 0u;\n"
-       << "  for (; k0 < K; ) {\n"
-       << "    bool more = k0 + BK < K;\n"
-       << "    k0 += BK;\n"
-       << "    if (more) FETCH();\n"
-       << multiply_slice()
-       << "    if (more) STASH(stage ^ 1u);\n"
-       << "    barrier();\n"
-       << "    stage ^= 1u;\n"
-       << "  }\n"
+       << wide_tile_accumulators()
+       << wide_tile_loop(a_coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " + a_index + ") : 0.0;",
+                         b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " + b_index + ") : 0.0;",
+                         a_coords + " As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
+                         b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];")
        << store_outputs(u(m * n)) << "}\n";
   return text.str();
 }

@@ -132,6 +132,12 @@ void set_conv(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
                             : 8u;
   uint32_t reg = (m >= 64 && n >= 64) ? 4u : (m >= 32 && n >= 32 ? 2u : 1u);
   while (reg > 1 && (2ull * 16 * side * reg + 16) * 4 > caps.max_shared_memory_bytes) reg /= 2;  // + a padding float per row
+  // Large products: the 128×128 wide tile (codegen/matmul_wide.cpp) where it still makes 128
+  // workgroups.
+  const uint64_t wide_tiles = ((m + 127) / 128) * ((n + 127) / 128) * static_cast<uint64_t>(node.attrs.groups);
+  if (side == 16 && m >= 128 && n >= 128 && wide_tiles >= 128 && caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 33 * 16) {
+    reg = 8u;
+  }
   kernel.local_size = {side, side, 1};
   kernel.register_tile = {reg, reg};
   kernel.work_items = m * n * static_cast<uint64_t>(node.attrs.groups);

@@ -26,6 +26,29 @@ std::vector<ConvCase> conv_cases() {
 
 class ConvKernelTest : public ::testing::TestWithParam<std::tuple<ConvCase, bool>> {};
 
+TEST(ConvKernel, WideTilesForLargeProducts) {
+  // Forward: 130 output channels × 2·64·64 positions = 2 × 64 tiles of 128×128 (partial in M);
+  // input gradient: 130 input channels × 8192 positions. Both take the 8×8-per-invocation form.
+  for (bool forward : {true, false}) {
+    const int64_t cin = forward ? 3 : 130, cout = forward ? 130 : 5;
+    const Conv2dOptions options{.padding = {1, 1}};
+    Graph g;
+    Tensor x = g.input("x", {2, cin, 64, 64});
+    Tensor w = g.input("w", {cout, cin, 3, 3});
+    g.set_outputs({forward ? g.conv2d(x, w, options)
+                           : g.conv2d_grad_input(g.input("dy", {2, cout, 64, 64}), w, options, {64, 64})});
+    std::string summary;
+    const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 23), false, &summary);
+    EXPECT_LE(errors[0], 1e-5) << (forward ? "conv2d" : "grad_input") << "\n" << summary;
+    SessionOptions session_options;
+    session_options.optimize = false;
+    Session session = runtime::build_session_for_caps(g, session_options, kernel_tests::test_caps(false), false);
+    bool wide = false;
+    for (const auto& kernel : session.impl().plan.kernels) wide |= kernel.register_tile[0] == 8;
+    EXPECT_TRUE(wide) << summary;
+  }
+}
+
 TEST_P(ConvKernelTest, ForwardAndGradientsMatchReference) {
   const auto& [c, small] = GetParam();
   Graph g;
