@@ -102,33 +102,29 @@ std::string operand_functions(const Node& node, const ConvShape& c, uint64_t& M,
   return out.str();
 }
 
-// The 128×128 wide tile (codegen/matmul_wide.cpp) over the conv's operand functions: A along k, B
+// The prefetching tile (codegen/matmul_wide.cpp) over the conv's operand functions: A along k, B
 // along n (along k for the weight gradient, whose k runs over image positions).
-std::string wide_conv_main(bool b_along_k) {
+std::string wide_conv_main(int halves, bool b_along_k) {
   std::ostringstream out;
   const std::string b_coords = b_along_k ? "uint nn = f / BK, kk = f % BK;" : "uint nn = f % TN, kk = f / TN;";
-  out << wide_tile_shared() << "\nvoid main() {\n"
+  out << wide_tile_shared(halves) << "\nvoid main() {\n"
       << "  int g = int(gl_WorkGroupID.z);\n"
       << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
       << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
-      << wide_tile_accumulators()
+      << wide_tile_accumulators(halves)
       << wide_tile_loop(
+             halves,
              "uint mm = f / BK, kk = f % BK; a_next[e] = (row0 + mm < M && k0 + kk < K) ? a_at(g, int(row0 + mm), "
              "int(k0 + kk)) : 0.0;",
              b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? b_at(g, int(k0 + kk), int(col0 + nn)) : 0.0;",
              "uint mm = f / BK, kk = f % BK; As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
-             b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];");
-  for (int r = 0; r < 8; ++r) {
-    out << "  {\n    uint row = row0 + " << (r < 4 ? "" : "64u + ") << "4u * ty + " << r % 4 << "u;\n"
-        << "    if (row < M) {\n";
-    for (int j = 0; j < 2; ++j) {
-      out << "      [[unroll]] for (uint c = 0u; c < 4u; ++c) {\n"
-          << "        uint col = col0 + " << (j ? "64u + " : "") << "4u * tx + c;\n"
-          << "        if (col < N) store(g, int(row), int(col), acc_" << r << "_" << j << "[c]);\n      }\n";
-    }
-    out << "    }\n  }\n";
-  }
-  out << "}\n";
+             b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];")
+      << wide_tile_rows(halves,
+                        [](int r, int j) {
+                          return "store(g, int(row), int(col), acc_" + std::to_string(r) + "_" + std::to_string(j) +
+                                 "[c]);";
+                        })
+      << "}\n";
   return out.str();
 }
 
@@ -165,7 +161,7 @@ std::string generate_conv(const Graph& graph, const compile::Kernel& kernel) {
   // one float so those stores fall in different banks. The other forms load along n.
   const bool b_along_k = node.op == Op::conv2d_grad_weight;
   out << "const uint M = " << uint_literal(M) << ", N = " << uint_literal(N) << ", K = " << uint_literal(K) << ";\n";
-  if (reg == 8) return out.str() + wide_conv_main(b_along_k);
+  if (reg == 8) return out.str() + wide_conv_main(2, b_along_k);
   out << "const uint SIDE = " << side << "u, REG = " << reg << "u, TILE = SIDE * REG, BKT = 16u;\n"
       << "const uint B_ROW = TILE + " << (b_along_k ? 1 : 0) << "u;\n"
       << "#define B_ALONG_K " << (b_along_k ? 1 : 0) << "\n"

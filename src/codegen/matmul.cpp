@@ -177,7 +177,9 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
 
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot);
-  if (kernel.register_tile[0] == 8) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot);
+  // 16×16 invocations with 4×4 or 8×8 outputs each (compile gives 4×4 only to products of 64 tiles
+  // or more): the prefetching form (matmul_wide.cpp).
+  if (side == 16 && reg >= 4) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot);
 
   std::ostringstream out_text;
   out_text << shader_header(graph, kernel) << math_helpers()

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "codegen/expression.h"
@@ -13,17 +14,21 @@ namespace meganeura::codegen {
 // (the fused pointwise tree), for output element i.
 std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer);
 
-// The 128×128 wide tile (matmul_wide.cpp), shared with the implicit-GEMM convolutions: its shared
-// stages As/Bs and sizes TM, TN, BK; sixteen vec4 accumulators acc_r_j; and the K loop, given the
-// GLSL that fetches element f (of 1024 per slice, four per invocation) of A's and B's slice at k0
-// into a_next[e]/b_next[e] and stashes them into stage s. Expects lid, tx = lid % 16, ty = lid / 16.
-const char* wide_tile_shared();
-std::string wide_tile_accumulators();
-std::string wide_tile_multiply();
-std::string wide_tile_loop(const std::string& fetch_a, const std::string& fetch_b, const std::string& stash_a,
-                           const std::string& stash_b);
+// The prefetching tile forms (matmul_wide.cpp), shared with the implicit-GEMM convolutions: 256
+// invocations (16×16) own a (64·halves)² tile, each 4·halves rows × 4·halves columns as vec4
+// accumulators acc_r_j (rows 64h + 4·ty + r%4, columns 64j + 4·tx + c); K advances in slices of 8
+// through two shared stages As/Bs, the next slice fetched into registers (a_next/b_next, element f
+// of the slice, 2·halves per invocation) while the current one is multiplied. The caller gives the
+// GLSL that fetches and stashes element f and the store of one output (row, col, acc_r_j[c]).
+// Expects lid, tx = lid % 16, ty = lid / 16, row0, col0, M, N, K.
+std::string wide_tile_shared(int halves);
+std::string wide_tile_accumulators(int halves);
+std::string wide_tile_multiply(int halves);
+std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
+                           const std::string& stash_a, const std::string& stash_b);
+std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half);
 
-// The 128×128-tile form for large products (an 8×8 register tile; matmul_wide.cpp).
+// The prefetching form: 128×128 tiles (an 8×8 register tile) or 64×64 (4×4; matmul_wide.cpp).
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot);
 

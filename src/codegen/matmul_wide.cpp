@@ -6,6 +6,7 @@
 // one is multiplied, and stored into the other stage, so one barrier per slice suffices and the
 // global latency hides behind the arithmetic. Transposes, batches, 16-bit weights and the epilogue
 // work as in the 4×4 kernel (matmul.cpp).
+#include <functional>
 #include <sstream>
 
 #include "codegen/archetypes.h"
@@ -16,35 +17,44 @@
 
 namespace meganeura::codegen {
 
-// `acc_r_j` for output rows r (0..7) and column halves j (0, 1), each a vec4 of four columns.
-std::string wide_tile_accumulators() {
+// `acc_r_j` for output rows r (0..4·halves−1) and column halves j, each a vec4 of four columns.
+std::string wide_tile_accumulators(int halves) {
   std::ostringstream text;
-  for (int r = 0; r < 8; ++r) text << "  vec4 acc_" << r << "_0 = vec4(0.0), acc_" << r << "_1 = vec4(0.0);\n";
+  for (int r = 0; r < 4 * halves; ++r) {
+    text << "  vec4";
+    for (int j = 0; j < halves; ++j) text << (j ? ", " : " ") << "acc_" << r << "_" << j << " = vec4(0.0)";
+    text << ";\n";
+  }
   return text.str();
 }
 
-std::string wide_tile_multiply() {
+std::string wide_tile_multiply(int halves) {
   std::ostringstream text;
-  text << "    for (uint kk = 0u; kk < BK; ++kk) {\n"
-       << "      vec4 a0 = As[stage][kk][ty], a1 = As[stage][kk][16u + ty];\n"
-       << "      vec4 b0 = Bs[stage][kk][tx], b1 = Bs[stage][kk][16u + tx];\n";
+  text << "    for (uint kk = 0u; kk < BK; ++kk) {\n";
+  for (int h = 0; h < halves; ++h) {
+    text << "      vec4 a" << h << " = As[stage][kk][" << 16 * h << "u + ty], b" << h << " = Bs[stage][kk][" << 16 * h
+         << "u + tx];\n";
+  }
   const char* lanes = "xyzw";
-  for (int r = 0; r < 8; ++r) {
-    const std::string a = std::string(r < 4 ? "a0." : "a1.") + lanes[r % 4];
-    text << "      acc_" << r << "_0 += " << a << " * b0; acc_" << r << "_1 += " << a << " * b1;\n";
+  for (int r = 0; r < 4 * halves; ++r) {
+    const std::string a = "a" + std::to_string(r / 4) + "." + lanes[r % 4];
+    text << "     ";
+    for (int j = 0; j < halves; ++j) text << " acc_" << r << "_" << j << " += " << a << " * b" << j << ";";
+    text << "\n";
   }
   text << "    }\n";
   return text.str();
 }
 
-std::string wide_tile_loop(const std::string& fetch_a, const std::string& fetch_b, const std::string& stash_a,
-                           const std::string& stash_b) {
+std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
+                           const std::string& stash_a, const std::string& stash_b) {
+  const std::string loads = std::to_string(2 * halves) + "u";  // elements of each operand per invocation
   std::ostringstream text;
-  text << "  float a_next[4], b_next[4];\n"
+  text << "  float a_next[" << 2 * halves << "], b_next[" << 2 * halves << "];\n"
        << "  uint k0 = 0u;\n"
-       << "#define FETCH() [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "#define FETCH() [[unroll]] for (uint e = 0u; e < " << loads << "; ++e) { uint f = lid + e * 256u; \\\n"
        << "    { " << fetch_a << " } \\\n    { " << fetch_b << " } }\n"
-       << "#define STASH(s) [[unroll]] for (uint e = 0u; e < 4u; ++e) { uint f = lid + e * 256u; \\\n"
+       << "#define STASH(s) [[unroll]] for (uint e = 0u; e < " << loads << "; ++e) { uint f = lid + e * 256u; \\\n"
        << "    { " << stash_a << " } \\\n    { " << stash_b << " } }\n"
        << "  FETCH();\n  STASH(0u);\n  barrier();\n"
        << "  uint stage = 0u;\n"
@@ -52,7 +62,7 @@ std::string wide_tile_loop(const std::string& fetch_a, const std::string& fetch_
        << "    bool more = k0 + BK < K;\n"
        << "    k0 += BK;\n"
        << "    if (more) FETCH();\n"
-       << wide_tile_multiply()
+       << wide_tile_multiply(halves)
        << "    if (more) STASH(stage ^ 1u);\n"
        << "    barrier();\n"
        << "    stage ^= 1u;\n"
@@ -60,33 +70,27 @@ std::string wide_tile_loop(const std::string& fetch_a, const std::string& fetch_
   return text.str();
 }
 
-const char* wide_tile_shared() {
-  // Rows of 32 vec4 padded to 33: the stores of a slice go down a column (k) of the tile.
-  return "const uint TM = 128u, TN = 128u, BK = 8u;\n"
+std::string wide_tile_shared(int halves) {
+  // Rows of TM/4 vec4 padded by one: the stores of a slice go down a column (k) of the tile.
+  const std::string tile = std::to_string(64 * halves) + "u";
+  return "const uint TM = " + tile + ", TN = " + tile + ", BK = 8u;\n"
          "shared vec4 As[2][BK][TM / 4u + 1u];\nshared vec4 Bs[2][BK][TN / 4u + 1u];\n";
 }
 
-namespace {
-
-// Row r of the invocation's outputs, column half j: four outputs through the epilogue.
-std::string store_outputs(const std::string& batch_stride) {
+std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half) {
   std::ostringstream text;
-  for (int r = 0; r < 8; ++r) {
-    text << "  {\n    uint row = row0 + " << (r < 4 ? "" : "64u + ") << "4u * ty + " << r % 4 << "u;\n"
+  for (int r = 0; r < 4 * halves; ++r) {
+    text << "  {\n    uint row = row0 + " << 64 * (r / 4) << "u + 4u * ty + " << r % 4 << "u;\n"
          << "    if (row < M) {\n";
-    for (int j = 0; j < 2; ++j) {
+    for (int j = 0; j < halves; ++j) {
       text << "      [[unroll]] for (uint c = 0u; c < 4u; ++c) {\n"
-           << "        uint col = col0 + " << (j ? "64u + " : "") << "4u * tx + c;\n"
-           << "        if (col < N) { uint i = batch * " << batch_stride
-           << " + row * N + col; result.data[i] = epilogue(i, product(i, acc_" << r << "_" << j << "[c])); }\n"
-           << "      }\n";
+           << "        uint col = col0 + " << 64 * j << "u + 4u * tx + c;\n"
+           << "        if (col < N) " << store_row_half(r, j) << "\n      }\n";
     }
     text << "    }\n  }\n";
   }
   return text.str();
 }
-
-}  // namespace
 
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot) {
@@ -101,12 +105,13 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const Shape a_batch(a.shape.begin(), a.shape.end() - 2);
   const Shape b_batch(b.shape.begin(), b.shape.end() - 2);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+  const int halves = static_cast<int>(kernel.register_tile[0] / 4);
 
   std::ostringstream text;
   std::string header = shader_header(graph, kernel);
   const size_t after_version = header.find('\n', header.find("#version")) + 1;
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
-  text << header << math_helpers() << wide_tile_shared()
+  text << header << math_helpers() << wide_tile_shared(halves)
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
@@ -125,12 +130,17 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
        << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
-       << wide_tile_accumulators()
-       << wide_tile_loop(a_coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " + a_index + ") : 0.0;",
+       << wide_tile_accumulators(halves)
+       << wide_tile_loop(halves, a_coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " + a_index + ") : 0.0;",
                          b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " + b_index + ") : 0.0;",
                          a_coords + " As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
                          b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];")
-       << store_outputs(u(m * n)) << "}\n";
+       << wide_tile_rows(halves,
+                         [&](int r, int j) {
+                           return "{ uint i = batch * " + u(m * n) + " + row * N + col; result.data[i] = epilogue(i, "
+                                  "product(i, acc_" + std::to_string(r) + "_" + std::to_string(j) + "[c])); }";
+                         })
+       << "}\n";
   return text.str();
 }
 

@@ -83,8 +83,15 @@ TEST(Compile, CapsShapeTheDispatch) {
   EXPECT_EQ(tiny.kernels[0].register_tile[0], 2u);  // two 16×(8·2) float tiles = 2 KiB; 4 per side would need 4 KiB
   const Plan big = compile(g, DeviceCaps::default_for_tests());
   EXPECT_EQ(big.kernels[0].local_size[0], 16u);
-  EXPECT_EQ(big.kernels[0].register_tile[0], 4u);
-  EXPECT_EQ(big.kernels[0].workgroups[0], 2u);
+  // 4 tiles of 64×64 would leave a large GPU idle: 2×2 per invocation, 16 tiles of 32×32.
+  EXPECT_EQ(big.kernels[0].register_tile[0], 2u);
+  EXPECT_EQ(big.kernels[0].workgroups[0], 4u);
+  Graph wide;
+  auto x = wide.input("x", {1024, 96});
+  wide.set_outputs({wide.matmul(x, wide.input("w", {96, 512}))});
+  const Plan many = compile(wide, DeviceCaps::default_for_tests());  // 16 × 8 = 128 tiles of 64×64
+  EXPECT_EQ(many.kernels[0].register_tile[0], 4u);
+  EXPECT_EQ(many.kernels[0].workgroups[0], 8u);
 }
 
 TEST(Compile, OpsWithoutKernelsAreNamed) {
