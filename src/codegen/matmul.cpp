@@ -30,6 +30,18 @@ std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel&
   return text.str();
 }
 
+std::string matmul_batch_bases(const Graph& graph, const Node& mm) {
+  const Shape& a = graph.node(mm.inputs[0]).shape;
+  const Shape& b = graph.node(mm.inputs[1]).shape;
+  const Shape& out = mm.shape;
+  const uint64_t m = static_cast<uint64_t>(out[out.size() - 2]), n = static_cast<uint64_t>(out.back());
+  const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a[a.size() - 2] : a.back());
+  const Shape out_batch(out.begin(), out.end() - 2), a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
+  return "  uint batch = gl_WorkGroupID.z;\n  uint a_base = " + broadcast_index("batch", out_batch, a_batch) + " * " +
+         uint_literal(m * k) + ";\n  uint b_base = " + broadcast_index("batch", out_batch, b_batch) + " * " +
+         uint_literal(k * n) + ";\n";
+}
+
 namespace {
 
 // The invocation's REG×REG outputs as named scalars in straight-line code: indexed accumulator
@@ -162,9 +174,6 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const Shape& out = mm.shape;
   const int64_t m = out[out.size() - 2], n = out.back();
   const int64_t k = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
-  const Shape out_batch(out.begin(), out.end() - 2);
-  const Shape a_batch(a.shape.begin(), a.shape.end() - 2);
-  const Shape b_batch(b.shape.begin(), b.shape.end() - 2);
   const uint32_t side = kernel.local_size[0];
   const uint32_t reg = kernel.register_tile[0];
   const uint32_t tile = side * reg;
@@ -199,9 +208,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const std::string a_index = ta ? "kk * M + mm" : "mm * K + kk";
   const std::string b_index = tb ? "nn * K + kk" : "kk * N + nn";
   out_text << "void main() {\n"
-           << "  uint batch = gl_WorkGroupID.z;\n"
-           << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(m * k) << ";\n"
-           << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
+           << matmul_batch_bases(graph, mm)
            << "  uint row0 = gl_WorkGroupID.y * TILE, col0 = gl_WorkGroupID.x * TILE;\n"
            << "  uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;\n"
            << "  uint lid = ly * SIDE + lx;\n"

@@ -14,6 +14,10 @@ namespace meganeura::codegen {
 // (the fused pointwise tree), for output element i.
 std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer);
 
+// GLSL opening of main() for the tiled forms: `batch` (workgroup z) and the element offsets a_base,
+// b_base of its operands' matrices (broadcast over the leading dims).
+std::string matmul_batch_bases(const Graph& graph, const Node& mm);
+
 // The prefetching tile forms (matmul_wide.cpp), shared with the implicit-GEMM convolutions: 256
 // invocations (16×16) own a (64·halves)² tile, each 4·halves rows × 4·halves columns as vec4
 // accumulators acc_r_j (rows 64h + 4·ty + r%4, columns 64j + 4·tx + c); K advances in slices of 8

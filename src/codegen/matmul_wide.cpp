@@ -96,14 +96,10 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
                                  size_t a_slot, size_t b_slot) {
   const Node& mm = graph.node(kernel.anchor);
   const Node& a = graph.node(mm.inputs[0]);
-  const Node& b = graph.node(mm.inputs[1]);
   const bool ta = mm.attrs.transpose_a, tb = mm.attrs.transpose_b;
   const Shape& out = mm.shape;
   const int64_t m = out[out.size() - 2], n = out.back();
   const int64_t k = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
-  const Shape out_batch(out.begin(), out.end() - 2);
-  const Shape a_batch(a.shape.begin(), a.shape.end() - 2);
-  const Shape b_batch(b.shape.begin(), b.shape.end() - 2);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
   const int halves = static_cast<int>(kernel.register_tile[0] / 4);
 
@@ -125,9 +121,7 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const std::string a_index = ta ? "(k0 + kk) * M + row0 + mm" : "(row0 + mm) * K + k0 + kk";
   const std::string b_index = tb ? "(col0 + nn) * K + k0 + kk" : "(k0 + kk) * N + col0 + nn";
   text << "void main() {\n"
-       << "  uint batch = gl_WorkGroupID.z;\n"
-       << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(m * k) << ";\n"
-       << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
+       << matmul_batch_bases(graph, mm)
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
        << wide_tile_accumulators(halves)
