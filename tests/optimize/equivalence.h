@@ -12,6 +12,13 @@
 
 namespace optimize_test {
 
+// How many nodes of the graph have this op (how often a rewrite fired or a pattern survived).
+inline size_t count_ops(const meganeura::Graph& g, meganeura::Op op) {
+  size_t n = 0;
+  for (const auto& node : g.nodes()) n += node.op == op;
+  return n;
+}
+
 // Random values in [-1, 1] for every float input and parameter; integer inputs must be in `fixed`.
 inline meganeura::reference::Feeds random_feeds(const meganeura::Graph& g, uint32_t seed,
                                                 const meganeura::reference::Feeds& fixed = {}) {

@@ -17,11 +17,7 @@ using meganeura::Tensor;
 
 namespace {
 
-size_t count(const Graph& g, Op op) {
-  size_t n = 0;
-  for (const auto& node : g.nodes()) n += node.op == op;
-  return n;
-}
+using optimize_test::count_ops;
 
 size_t applied(const OptimizeResult& r, const std::string& rule) {
   auto it = r.report.rules_applied.find(rule);
@@ -56,9 +52,9 @@ TEST(SharedOperand, QkvBecomeOneProductAtInference) {
   Graph g = qkv_graph(1);
   OptimizeResult r = optimized(g, /*inference=*/true);
   EXPECT_GT(applied(r, "shared-operand-matmul"), 0u);
-  EXPECT_EQ(count(r.graph, Op::matmul), 1u);
-  ASSERT_EQ(count(r.graph, Op::concat), 1u);
-  EXPECT_EQ(count(r.graph, Op::slice), 3u);
+  EXPECT_EQ(count_ops(r.graph, Op::matmul), 1u);
+  ASSERT_EQ(count_ops(r.graph, Op::concat), 1u);
+  EXPECT_EQ(count_ops(r.graph, Op::slice), 3u);
   // The three weights are stacked in graph order and stay parameters of their own.
   for (const auto& n : r.graph.nodes()) {
     if (n.op != Op::concat) continue;
@@ -78,15 +74,15 @@ TEST(SharedOperand, ManyRowTrainingProductsStaySeparate) {
   Graph g = qkv_graph(64);
   OptimizeResult r = optimized(g, /*inference=*/false);
   EXPECT_GT(applied(r, "shared-operand-matmul"), 0u);  // considered...
-  EXPECT_EQ(count(r.graph, Op::matmul), 3u);             // ...and rejected by the cost model
-  EXPECT_EQ(count(r.graph, Op::concat), 0u);
+  EXPECT_EQ(count_ops(r.graph, Op::matmul), 3u);             // ...and rejected by the cost model
+  EXPECT_EQ(count_ops(r.graph, Op::concat), 0u);
 }
 
 TEST(SharedOperand, SingleRowTrainingProductsMerge) {
   Graph g = qkv_graph(1);
   OptimizeResult r = optimized(g, /*inference=*/false);
-  EXPECT_EQ(count(r.graph, Op::matmul), 1u);
-  EXPECT_EQ(count(r.graph, Op::concat), 1u);
+  EXPECT_EQ(count_ops(r.graph, Op::matmul), 1u);
+  EXPECT_EQ(count_ops(r.graph, Op::concat), 1u);
 }
 
 TEST(SharedOperand, GateAndUpWithBiasesStackBoth) {
@@ -101,10 +97,10 @@ TEST(SharedOperand, GateAndUpWithBiasesStackBoth) {
   g.set_outputs({gate * g.sigmoid(gate) * up});
   OptimizeResult r = optimized(g, /*inference=*/true);
   EXPECT_GT(applied(r, "shared-operand-linear"), 0u);
-  EXPECT_EQ(count(r.graph, Op::linear), 1u);
-  EXPECT_EQ(count(r.graph, Op::matmul), 0u);
-  EXPECT_EQ(count(r.graph, Op::concat), 2u);  // weights and biases
-  EXPECT_EQ(count(r.graph, Op::swiglu), 1u);
+  EXPECT_EQ(count_ops(r.graph, Op::linear), 1u);
+  EXPECT_EQ(count_ops(r.graph, Op::matmul), 0u);
+  EXPECT_EQ(count_ops(r.graph, Op::concat), 2u);  // weights and biases
+  EXPECT_EQ(count_ops(r.graph, Op::swiglu), 1u);
 }
 
 TEST(SharedOperand, NearMissesAreLeftAlone) {
@@ -114,7 +110,7 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     g.set_outputs({proj(g, x1, "a", 64), proj(g, x2, "b", 64)});
     OptimizeResult r = optimized(g, true);
     EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
-    EXPECT_EQ(count(r.graph, Op::concat), 0u);
+    EXPECT_EQ(count_ops(r.graph, Op::concat), 0u);
   }
   {  // different flags: one weight read transposed, one not
     Graph g;
@@ -124,7 +120,7 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     g.set_outputs({a, b});
     OptimizeResult r = optimized(g, true);
     EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
-    EXPECT_EQ(count(r.graph, Op::concat), 0u);
+    EXPECT_EQ(count_ops(r.graph, Op::concat), 0u);
   }
   {  // different dtypes: an f16 product of the same values is another left operand
     Graph g;
@@ -135,7 +131,7 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     g.set_outputs({a, b});
     OptimizeResult r = optimized(g, true);
     EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
-    EXPECT_EQ(count(r.graph, Op::concat), 0u);
+    EXPECT_EQ(count_ops(r.graph, Op::concat), 0u);
   }
   {  // the right operands are activations, not weights (nothing to stack once)
     Graph g;
@@ -144,7 +140,7 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     g.set_outputs({g.matmul(x, w1, false, true), g.matmul(x, w2, false, true)});
     OptimizeResult r = optimized(g, true);
     EXPECT_EQ(applied(r, "shared-operand-matmul"), 0u);
-    EXPECT_EQ(count(r.graph, Op::concat), 0u);
+    EXPECT_EQ(count_ops(r.graph, Op::concat), 0u);
   }
   {  // only one of two linears has a bias: the products merge, the bias stays an add
     Graph g;
@@ -154,7 +150,7 @@ TEST(SharedOperand, NearMissesAreLeftAlone) {
     g.set_outputs({a, b});
     OptimizeResult r = optimized(g, true);
     EXPECT_EQ(applied(r, "shared-operand-linear"), 0u);
-    EXPECT_LE(count(r.graph, Op::concat), 1u);
+    EXPECT_LE(count_ops(r.graph, Op::concat), 1u);
   }
 }
 
@@ -178,7 +174,7 @@ TEST(SharedOperand, MergedForwardDifferentiatesToTheSameGradients) {
   Tensor y = g.concat({g.tanh(q), g.sigmoid(k), v}, 1);
   g.set_outputs({g.mse_loss(y, target)});
   OptimizeResult fwd = meganeura::optimize(g);
-  ASSERT_EQ(count(fwd.graph, Op::concat), 2u);  // the weights', and the user's
+  ASSERT_EQ(count_ops(fwd.graph, Op::concat), 2u);  // the weights', and the user's
   auto merged = meganeura::differentiate(fwd.graph);
   auto whole = meganeura::optimize(merged.graph);
   auto plain = meganeura::differentiate(g);
@@ -202,6 +198,6 @@ TEST(SharedOperand, EveryLayerOfADeepDecodeStepMerges) {
   }
   g.set_outputs({x});
   OptimizeResult r = optimized(g, /*inference=*/true);
-  EXPECT_EQ(count(r.graph, Op::concat), size_t(kLayers));
-  EXPECT_EQ(count(r.graph, Op::matmul), size_t(2 * kLayers));  // the wide one and o per layer
+  EXPECT_EQ(count_ops(r.graph, Op::concat), size_t(kLayers));
+  EXPECT_EQ(count_ops(r.graph, Op::matmul), size_t(2 * kLayers));  // the wide one and o per layer
 }

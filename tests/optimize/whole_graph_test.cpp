@@ -16,11 +16,7 @@ using meganeura::Tensor;
 
 namespace {
 
-size_t count(const Graph& g, Op op) {
-  size_t n = 0;
-  for (const auto& node : g.nodes()) n += node.op == op;
-  return n;
-}
+using optimize_test::count_ops;
 
 struct Trained {
   Graph reference;  // differentiate(forward), unoptimized
@@ -126,8 +122,8 @@ TEST(WholeGraph, TransformerBlockForwardBackwardKeepsLossAndGradients) {
   Trained t = train_both_ways(g);
   EXPECT_EQ(t.forward_report.fused("rms_norm"), 3u);
   EXPECT_EQ(t.forward_report.fused("swiglu"), 1u);
-  EXPECT_EQ(count(t.optimized, Op::rms_norm), 3u);
-  EXPECT_EQ(count(t.optimized, Op::swiglu), 1u);
+  EXPECT_EQ(count_ops(t.optimized, Op::rms_norm), 3u);
+  EXPECT_EQ(count_ops(t.optimized, Op::swiglu), 1u);
   optimize_test::expect_equivalent(t.reference, t.optimized, token_feeds(), 1e-9);
 }
 
@@ -147,13 +143,13 @@ TEST(WholeGraph, IrregularBlocksFuseEveryOccurrence) {
   for (const Block& b : blocks) norms += b.attention_norm + b.mlp_norm;
   EXPECT_EQ(r.report.fused("rms_norm"), norms);
   EXPECT_EQ(r.report.fused("swiglu"), blocks.size());
-  EXPECT_EQ(count(r.graph, Op::sigmoid), 0u);
-  EXPECT_EQ(count(r.graph, Op::rsqrt), 0u);
+  EXPECT_EQ(count_ops(r.graph, Op::sigmoid), 0u);
+  EXPECT_EQ(count_ops(r.graph, Op::rsqrt), 0u);
   optimize_test::expect_equivalent(g, r.graph, token_feeds(), 1e-9);
 
   Trained t = train_both_ways(g);
-  EXPECT_EQ(count(t.optimized, Op::rms_norm), norms);
-  EXPECT_EQ(count(t.optimized, Op::swiglu), blocks.size());
+  EXPECT_EQ(count_ops(t.optimized, Op::rms_norm), norms);
+  EXPECT_EQ(count_ops(t.optimized, Op::swiglu), blocks.size());
   optimize_test::expect_equivalent(t.reference, t.optimized, token_feeds(), 1e-9);
 }
 
@@ -172,8 +168,8 @@ TEST(WholeGraph, ThirtyBlocksFuseEveryBlockQuickly) {
   Trained t = train_both_ways(g);
   EXPECT_EQ(t.forward_report.fused("rms_norm"), 61u);
   EXPECT_EQ(t.forward_report.fused("swiglu"), 30u);
-  EXPECT_EQ(count(t.optimized, Op::rms_norm), 61u);
-  EXPECT_EQ(count(t.optimized, Op::swiglu), 30u);
+  EXPECT_EQ(count_ops(t.optimized, Op::rms_norm), 61u);
+  EXPECT_EQ(count_ops(t.optimized, Op::swiglu), 30u);
   EXPECT_EQ(t.whole_report.stop_reason, "saturated");
   EXPECT_LT(t.whole_report.dispatches_after, t.whole_report.dispatches_before);
   // Generous bound: the suite runs on a shared 2-core machine in a debug-info build.
