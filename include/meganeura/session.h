@@ -92,7 +92,7 @@ struct MemorySummary {
   uint64_t optimizer_state = 0;
   uint64_t inputs = 0;
   uint64_t outputs = 0;          // graph outputs other than gradients
-  uint64_t state = 0;            // persistent state updated in place (KV caches)
+  uint64_t state = 0;            // persistent state updated in place (KV caches, kernels' counters)
   uint64_t arena = 0;            // intermediates, shared by liveness
   uint64_t arena_unshared = 0;   // what intermediates would take without sharing
   uint64_t total() const { return parameters + gradients + optimizer_state + inputs + outputs + state + arena; }

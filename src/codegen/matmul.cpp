@@ -30,14 +30,17 @@ std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel&
   return text.str();
 }
 
-std::string matmul_batch_bases(const Graph& graph, const Node& mm) {
+std::string matmul_batch_bases(const Graph& graph, const Node& mm, uint32_t split_k) {
   const Shape& a = graph.node(mm.inputs[0]).shape;
   const Shape& b = graph.node(mm.inputs[1]).shape;
   const Shape& out = mm.shape;
   const uint64_t m = static_cast<uint64_t>(out[out.size() - 2]), n = static_cast<uint64_t>(out.back());
   const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a[a.size() - 2] : a.back());
   const Shape out_batch(out.begin(), out.end() - 2), a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
-  return "  uint batch = gl_WorkGroupID.z;\n  uint a_base = " + broadcast_index("batch", out_batch, a_batch) + " * " +
+  const std::string batch = split_k > 1 ? "  uint batch = gl_WorkGroupID.z / SPLIT, split = gl_WorkGroupID.z % SPLIT;\n"
+                                          "  uint k_begin = split * K_SPAN, k_end = min(K, k_begin + K_SPAN);\n"
+                                        : "  uint batch = gl_WorkGroupID.z;\n";
+  return batch + "  uint a_base = " + broadcast_index("batch", out_batch, a_batch) + " * " +
          uint_literal(m * k) + ";\n  uint b_base = " + broadcast_index("batch", out_batch, b_batch) + " * " +
          uint_literal(k * n) + ";\n";
 }
@@ -55,6 +58,14 @@ std::string accumulators(uint32_t reg) {
     text << ";\n";
   }
   return text.str();
+}
+
+std::vector<std::string> accumulator_names(uint32_t reg) {
+  std::vector<std::string> names;
+  for (uint32_t r = 0; r < reg; ++r) {
+    for (uint32_t c = 0; c < reg; ++c) names.push_back("acc_" + std::to_string(r) + "_" + std::to_string(c));
+  }
+  return names;
 }
 
 std::string multiply_accumulate(uint32_t reg) {
@@ -178,6 +189,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const uint32_t reg = kernel.register_tile[0];
   const uint32_t tile = side * reg;
   const uint32_t tk = 16;
+  const bool split = kernel.split_k > 1;
 
   ExpressionWriter writer(graph, kernel);
   const size_t a_slot = writer.binding_of(mm.inputs[0]);
@@ -196,7 +208,8 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "const uint REG = " << reg << "u;    // outputs per invocation along each side\n"
            << "const uint TILE = " << tile << "u;\n"
            << "const uint TK = " << tk << "u;\n"
-           << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
+           << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
+           << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
            // One float of padding per row: the loads of a row-major A (and a transposed B) store a
            // column of the tile, which without it falls into one shared-memory bank 16 times over.
            << "shared float tile_a[TK][TILE + 1u];\nshared float tile_b[TK][TILE + 1u];\n\n"
@@ -208,12 +221,12 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const std::string a_index = ta ? "kk * M + mm" : "mm * K + kk";
   const std::string b_index = tb ? "nn * K + kk" : "kk * N + nn";
   out_text << "void main() {\n"
-           << matmul_batch_bases(graph, mm)
+           << matmul_batch_bases(graph, mm, kernel.split_k)
            << "  uint row0 = gl_WorkGroupID.y * TILE, col0 = gl_WorkGroupID.x * TILE;\n"
            << "  uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;\n"
            << "  uint lid = ly * SIDE + lx;\n"
            << accumulators(reg)
-           << "  for (uint k0 = 0u; k0 < K; k0 += TK) {\n"
+           << (split ? "  for (uint k0 = k_begin; k0 < k_end; k0 += TK) {\n" : "  for (uint k0 = 0u; k0 < K; k0 += TK) {\n")
            << "    for (uint e = lid; e < TILE * TK; e += SIDE * SIDE) {\n"
            << (ta ? "      uint mm = row0 + e % TILE, kk = k0 + e / TILE;\n"
                   : "      uint mm = row0 + e / TK, kk = k0 + e % TK;\n")
@@ -229,6 +242,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "    }\n"
            << "    barrier();\n"
            << "  }\n"
+           << (split ? split_k_fixup(kernel, accumulator_names(reg)) : "")
            << store_outputs(reg, u(m * n))
            << "}\n";
   return out_text.str();

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "codegen/expression.h"
 #include "compile/plan.h"
@@ -15,8 +16,17 @@ namespace meganeura::codegen {
 std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer);
 
 // GLSL opening of main() for the tiled forms: `batch` (workgroup z) and the element offsets a_base,
-// b_base of its operands' matrices (broadcast over the leading dims).
-std::string matmul_batch_bases(const Graph& graph, const Node& mm);
+// b_base of its operands' matrices (broadcast over the leading dims); for a split-K kernel also
+// `split` and the K range [k_begin, k_end) it sums.
+std::string matmul_batch_bases(const Graph& graph, const Node& mm, uint32_t split_k = 1);
+
+// Split-K (compile::Kernel::split_k > 1; matmul_split.cpp). Declarations after M, N, K: SPLIT,
+// K_SPAN, the partial-sum and arrival-counter buffers. The fixup, after the K loop: stores this
+// workgroup's accumulators (`values`, GLSL lvalues, the same list in every workgroup), counts the
+// tile's arrivals, and in the last workgroup to arrive replaces `values` with the sum over all
+// splits in split order, ready for the usual stores; the others return. Expects batch, split, lid.
+std::string split_k_declarations(const compile::Kernel& kernel, uint64_t k);
+std::string split_k_fixup(const compile::Kernel& kernel, const std::vector<std::string>& values);
 
 // The prefetching tile forms (matmul_wide.cpp), shared with the implicit-GEMM convolutions: 256
 // invocations (16×16) own a (64·halves)² tile, each 4·halves rows × 4·halves columns as vec4
@@ -29,7 +39,10 @@ std::string wide_tile_shared(int halves);
 std::string wide_tile_accumulators(int halves);
 std::string wide_tile_multiply(int halves);
 std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
-                           const std::string& stash_a, const std::string& stash_b);
+                           const std::string& stash_a, const std::string& stash_b,
+                           const std::string& k_begin = "0u", const std::string& k_end = "K");
+// The accumulators of wide_tile_accumulators as scalar lvalues (acc_r_j[c]), for split_k_fixup.
+std::vector<std::string> wide_tile_values(int halves);
 std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half);
 
 // The prefetching form: 128×128 tiles (an 8×8 register tile) or 64×64 (4×4; matmul_wide.cpp).

@@ -8,6 +8,8 @@
 // work as in the 4×4 kernel (matmul.cpp).
 #include <functional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "codegen/archetypes.h"
 #include "codegen/expression.h"
@@ -46,20 +48,31 @@ std::string wide_tile_multiply(int halves) {
   return text.str();
 }
 
+std::vector<std::string> wide_tile_values(int halves) {
+  std::vector<std::string> values;
+  for (int r = 0; r < 4 * halves; ++r) {
+    for (int j = 0; j < halves; ++j) {
+      for (int c = 0; c < 4; ++c) values.push_back("acc_" + std::to_string(r) + "_" + std::to_string(j) + "[" + std::to_string(c) + "]");
+    }
+  }
+  return values;
+}
+
 std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
-                           const std::string& stash_a, const std::string& stash_b) {
+                           const std::string& stash_a, const std::string& stash_b, const std::string& k_begin,
+                           const std::string& k_end) {
   const std::string loads = std::to_string(2 * halves) + "u";  // elements of each operand per invocation
   std::ostringstream text;
   text << "  float a_next[" << 2 * halves << "], b_next[" << 2 * halves << "];\n"
-       << "  uint k0 = 0u;\n"
+       << "  uint k0 = " << k_begin << ";\n"
        << "#define FETCH() [[unroll]] for (uint e = 0u; e < " << loads << "; ++e) { uint f = lid + e * 256u; \\\n"
        << "    { " << fetch_a << " } \\\n    { " << fetch_b << " } }\n"
        << "#define STASH(s) [[unroll]] for (uint e = 0u; e < " << loads << "; ++e) { uint f = lid + e * 256u; \\\n"
        << "    { " << stash_a << " } \\\n    { " << stash_b << " } }\n"
        << "  FETCH();\n  STASH(0u);\n  barrier();\n"
        << "  uint stage = 0u;\n"
-       << "  for (; k0 < K; ) {\n"
-       << "    bool more = k0 + BK < K;\n"
+       << "  for (; k0 < " << k_end << "; ) {\n"
+       << "    bool more = k0 + BK < " << k_end << ";\n"
        << "    k0 += BK;\n"
        << "    if (more) FETCH();\n"
        << wide_tile_multiply(halves)
@@ -102,13 +115,15 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const int64_t k = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
   const int halves = static_cast<int>(kernel.register_tile[0] / 4);
+  const bool split = kernel.split_k > 1;
 
   std::ostringstream text;
   std::string header = shader_header(graph, kernel);
   const size_t after_version = header.find('\n', header.find("#version")) + 1;
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
   text << header << math_helpers() << wide_tile_shared(halves)
-       << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n\n"
+       << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
+       << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << matmul_epilogue_functions(graph, kernel, writer);
@@ -121,14 +136,16 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const std::string a_index = ta ? "(k0 + kk) * M + row0 + mm" : "(row0 + mm) * K + k0 + kk";
   const std::string b_index = tb ? "(col0 + nn) * K + k0 + kk" : "(k0 + kk) * N + col0 + nn";
   text << "void main() {\n"
-       << matmul_batch_bases(graph, mm)
+       << matmul_batch_bases(graph, mm, kernel.split_k)
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
        << wide_tile_accumulators(halves)
        << wide_tile_loop(halves, a_coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " + a_index + ") : 0.0;",
                          b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " + b_index + ") : 0.0;",
                          a_coords + " As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
-                         b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];")
+                         b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];",
+                         split ? "k_begin" : "0u", split ? "k_end" : "K")
+       << (split ? split_k_fixup(kernel, wide_tile_values(halves)) : "")
        << wide_tile_rows(halves,
                          [&](int r, int j) {
                            return "{ uint i = batch * " + u(m * n) + " + row * N + col; result.data[i] = epilogue(i, "

@@ -63,6 +63,12 @@ void select_cooperative_matmuls(Plan& plan, const DeviceCaps& caps) {
     if (!takes_cooperative_matmul(plan, kernel, caps)) continue;
     const Node& mm = plan.graph.node(kernel.anchor);
     const int64_t m = mm.shape[mm.shape.size() - 2], n = mm.shape.back();
+    // The tensor-core form does not split K: its partial-sum and counter bindings stay unused (the
+    // planner reserved their space before the form was chosen).
+    if (kernel.split_k > 1) {
+      kernel.bindings.resize(kernel.bindings.size() - 2);
+      kernel.split_k = 1;
+    }
     kernel.cooperative_matrix = true;
     kernel.local_size = {Tiles::invocations, 1, 1};
     kernel.register_tile = {Tiles::rows, Tiles::columns};

@@ -23,7 +23,9 @@
 namespace meganeura::compile {
 
 // derived: an inference value computed from parameters and constants alone (compile's `refresh` kernels).
-enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena, derived };
+// workspace: kernels' own bookkeeping that outlives a step (split-K arrival counters), zero at
+// creation and left zero by every kernel that uses it.
+enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena, derived, workspace };
 const char* buffer_kind_name(BufferKind kind);
 
 struct PlanBuffer {
@@ -60,10 +62,11 @@ struct Kernel {
   int32_t root = -1;
   int32_t anchor = -1;
   // Nodes outside the kernel it reads, in the order codegen binds them (binding i), then the root
-  // (binding inputs.size()), then `extra_outputs` (bindings inputs.size() + 1, …).
+  // (binding inputs.size()), then `extra_outputs` (bindings inputs.size() + 1, …), then, for a
+  // split-K matmul, its partial sums (arena) and arrival counters (workspace).
   std::vector<int32_t> inputs;
   std::vector<int32_t> extra_outputs;  // values stored besides the root (an attention's row lse)
-  std::vector<Storage> bindings;       // inputs.size() + 1 + extra_outputs.size() ranges
+  std::vector<Storage> bindings;       // inputs.size() + 1 + extra_outputs.size() (+ 2) ranges
   std::array<uint32_t, 3> local_size = {1, 1, 1};
   std::array<uint32_t, 3> workgroups = {1, 1, 1};
   std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);
@@ -73,6 +76,11 @@ struct Kernel {
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
   // matmul: the cooperative-matrix form (f16 operands, f32 accumulation; compile/cooperative_matmul.h).
   bool cooperative_matrix = false;
+  // matmul (tiled forms): workgroups per output tile, each summing a run of split_k_span(K, split_k)
+  // of the K terms; the last of a tile's workgroups to finish adds their partial sums in split order
+  // (deterministic) and applies the epilogue. Products with few output tiles and a long K fill the
+  // GPU this way without a second kernel or barrier. Workgroup z is batch · split_k + split.
+  uint32_t split_k = 1;
   bool barrier_before = false;
   // Inference: computes from parameters and constants only (weights stacked for one wider matmul),
   // so the session runs it when parameters change instead of every step; its root has a buffer of
@@ -113,6 +121,9 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
 // Whether a sum/mean/max reduction runs one invocation per row (many short rows) rather than a
 // workgroup per row.
 bool reduces_rows_serially(const Graph& graph, const Node& node);
+
+// K terms each workgroup of a split-K matmul sums: K / split rounded up to whole slices of 16.
+uint64_t split_k_span(uint64_t k, uint32_t split);
 
 // Elements of `shape` times 4 bytes.
 uint64_t tensor_bytes(const Shape& shape);

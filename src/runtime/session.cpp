@@ -457,7 +457,8 @@ MemorySummary Session::memory_summary() const {
       case compile::BufferKind::output:
         (gradient_ids.count(b.node) ? summary.gradients : summary.outputs) += b.bytes;
         break;
-      case compile::BufferKind::state: summary.state += b.bytes; break;
+      case compile::BufferKind::state:
+      case compile::BufferKind::workspace: summary.state += b.bytes; break;
       case compile::BufferKind::derived: summary.parameters += b.bytes; break;
       case compile::BufferKind::constant: summary.inputs += b.bytes; break;
       case compile::BufferKind::arena: summary.arena += plan.arena_bytes; break;

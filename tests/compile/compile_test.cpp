@@ -66,8 +66,60 @@ TEST(Compile, LongChainsShareArenaSpace) {
   g.set_outputs({h});
   const Plan plan = compile(g, DeviceCaps::default_for_tests());
   EXPECT_EQ(plan.kernels.size(), 24u);
-  EXPECT_LE(plan.arena_bytes, 2 * 64 * 256 * 4u);  // two live activations at a time
+  // Two live activations at a time, plus the partial sums of the product running (split-K: 16
+  // tiles of 32×32 for K = 256).
+  uint64_t partials = 0;
+  for (const Kernel& kernel : plan.kernels) {
+    if (kernel.split_k > 1) partials = std::max(partials, kernel.bindings[kernel.inputs.size() + 1].bytes);
+  }
+  EXPECT_EQ(partials, 4 * 64 * 256 * 4u);
+  EXPECT_LE(plan.arena_bytes, 2 * 64 * 256 * 4u + partials);
   EXPECT_GE(plan.unshared_bytes, 22 * 64 * 256 * 4u);
+}
+
+TEST(Compile, SplitKMatmulsBindPartialSumsAndArrivalCounters) {
+  // An MLP layer of 256 rows: 64 tiles of 64×64 over K = 784 split in 4 runs of 208 terms.
+  Graph g;
+  Tensor x = g.input("x", {256, 784});
+  Tensor w = g.parameter("w", {1024, 784});
+  Tensor b = g.parameter("b", {1024});
+  Tensor wide = g.relu(g.linear(x, w, b));
+  Tensor v = g.parameter("v", {1024, 1024});
+  g.set_outputs({g.matmul(wide, v, false, true), g.matmul(x, w, false, true)});  // the second: 64 tiles again
+  const Plan plan = compile(g, DeviceCaps::default_for_tests());
+  std::vector<const Kernel*> split;
+  for (const Kernel& kernel : plan.kernels) {
+    if (kernel.split_k > 1) split.push_back(&kernel);
+  }
+  ASSERT_EQ(split.size(), 3u);
+  const Kernel& first = *split[0];
+  EXPECT_EQ(first.split_k, 4u);
+  EXPECT_EQ(split_k_span(784, 4), 208u);
+  EXPECT_EQ(first.workgroups, (std::array<uint32_t, 3>{16, 4, 4}));
+  ASSERT_EQ(first.bindings.size(), first.inputs.size() + 3);
+  const Storage& partials = first.bindings[first.inputs.size() + 1];
+  const Storage& arrivals = first.bindings[first.inputs.size() + 2];
+  EXPECT_EQ(partials.buffer, plan.arena_buffer);
+  EXPECT_EQ(partials.bytes, 4u * 256 * 1024 * 4);
+  EXPECT_EQ(plan.buffers[arrivals.buffer].kind, BufferKind::workspace);
+  EXPECT_EQ(arrivals.bytes, 64u * 4);  // one counter per output tile
+  // Each kernel counts in its own range: kernels of one stage run at the same time.
+  for (size_t i = 0; i < split.size(); ++i) {
+    for (size_t j = i + 1; j < split.size(); ++j) {
+      const Storage& a = split[i]->bindings.back();
+      const Storage& c = split[j]->bindings.back();
+      EXPECT_TRUE(a.offset + a.bytes <= c.offset || c.offset + c.bytes <= a.offset);
+    }
+  }
+  // 256 tiles of 64×64 (a weight gradient's 1024×1024) fill the GPU without splitting.
+  Graph square;
+  Tensor p = square.input("p", {1024, 256});
+  Tensor q = square.input("q", {256, 1024});
+  square.set_outputs({square.matmul(p, q)});
+  const Plan unsplit = compile(square, DeviceCaps::default_for_tests());
+  ASSERT_EQ(unsplit.kernels.size(), 1u);
+  EXPECT_EQ(unsplit.kernels[0].split_k, 1u);
+  EXPECT_EQ(unsplit.kernels[0].bindings.size(), 3u);
 }
 
 TEST(Compile, CapsShapeTheDispatch) {

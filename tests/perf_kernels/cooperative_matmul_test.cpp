@@ -85,6 +85,20 @@ TEST(CooperativeMatmul, SelectedOnlyWhereTheDeviceAndTheOperandsAllowIt) {
   EXPECT_FALSE(selected(linear_relu(64, 96, 80), gpu, bf16_weights()));
 }
 
+TEST(CooperativeMatmul, TakesTheProductsScalarFormsWouldSplit) {
+  // 48 scalar tiles over K = 160 would split K in two; the tensor-core form does not split, and
+  // leaves the partial-sum and counter bindings out.
+  const compile::Plan plan = compile::compile(f16_matmul(1, 256, 192, 160, false, false), compile::DeviceCaps::default_for_tests());
+  const compile::Kernel* kernel = matmul_kernel(plan);
+  ASSERT_NE(kernel, nullptr);
+  ASSERT_TRUE(kernel->cooperative_matrix);
+  EXPECT_EQ(kernel->split_k, 1u);
+  EXPECT_EQ(kernel->bindings.size(), kernel->inputs.size() + 1);
+  compile::DeviceCaps no_coop = compile::DeviceCaps::default_for_tests();
+  no_coop.supports_cooperative_matrix = false;
+  EXPECT_EQ(matmul_kernel(compile::compile(f16_matmul(1, 256, 192, 160, false, false), no_coop))->split_k, 2u);
+}
+
 TEST(CooperativeMatmul, DispatchCoversRaggedTilesAndBatches) {
   const compile::Plan plan = compile::compile(f16_matmul(3, 130, 300, 40, true, false), compile::DeviceCaps::default_for_tests());
   const compile::Kernel* kernel = matmul_kernel(plan);

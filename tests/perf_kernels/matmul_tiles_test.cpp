@@ -18,11 +18,12 @@ struct Outcome {
   double error = 0;
   std::array<uint32_t, 2> register_tile = {0, 0};
   bool gemv = false;  // the matmul kernel took the one-row form (a 1-D workgroup)
+  uint32_t split_k = 0;
 };
 
 // Runs the graph's single output (a matmul, possibly with an epilogue) and reports its error
 // against the reference and the register tile of the matmul kernel.
-Outcome run_matmul(const Graph& graph, bool small_caps, uint32_t seed) {
+Outcome run_matmul(const Graph& graph, bool small_caps, uint32_t seed, int runs = 1) {
   const auto feeds = kernel_tests::random_inputs(graph, seed);
   reference::Options reference_options;
   reference_options.training = false;
@@ -34,11 +35,19 @@ Outcome run_matmul(const Graph& graph, bool small_caps, uint32_t seed) {
   kernel_tests::poison(session);
   session.run();
   Outcome outcome;
-  outcome.error = testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
+  const std::vector<float> first = session.read_output(0);
+  outcome.error = testing_support::relative_error(first, expected[graph.outputs()[0]]);
+  // Later runs must repeat the first bit for bit (a split-K kernel's counters start from zero again).
+  for (int run = 1; run < runs; ++run) {
+    kernel_tests::poison(session);
+    session.run();
+    if (session.read_output(0) != first) outcome.error = 1;
+  }
   for (const auto& kernel : session.impl().plan.kernels) {
     if (kernel.archetype == compile::Archetype::matmul) {
       outcome.register_tile = kernel.register_tile;
       outcome.gemv = kernel.local_size[1] == 1;
+      outcome.split_k = kernel.split_k;
     }
   }
   return outcome;
@@ -107,6 +116,45 @@ TEST(MatmulTiles, LinearWithBiasAndReluEpilogue) {
   const Outcome outcome = run_matmul(g, false, 15);
   EXPECT_EQ(outcome.register_tile[0], 2u);  // 12 tiles of 64: 2×2 outputs per invocation, 48 tiles
   EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulSplitK, FewTilesWithLongKEveryTransposeAndForm) {
+  // 2 batches of 250×500 are 64 tiles of 64×64 (the prefetching 4×4 form): K = 500 splits in 4
+  // runs of 128 terms, the last partial. Each case runs three times and must repeat itself exactly.
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Outcome outcome = run_matmul(batched_matmul(2, 250, 500, 500, ta, tb), false, 31, 3);
+      const std::string which = std::string("ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
+      EXPECT_EQ(outcome.register_tile[0], 4u) << which;
+      EXPECT_EQ(outcome.split_k, 4u) << which;
+      EXPECT_LT(outcome.error, 1e-5) << which;
+    }
+  }
+  // 2×2 outputs per invocation (12 tiles of 64: 35 of 32) with a bias + ReLU epilogue applied once,
+  // after the splits are added.
+  Graph g;
+  Tensor x = g.input("x", {200, 300});
+  Tensor w = g.input("w", {130, 300});
+  Tensor bias = g.input("bias", {130});
+  g.set_outputs({g.relu(g.linear(x, w, bias))});
+  const Outcome linear = run_matmul(g, false, 32, 3);
+  EXPECT_EQ(linear.register_tile[0], 2u);
+  EXPECT_EQ(linear.split_k, 4u);
+  EXPECT_LT(linear.error, 1e-5);
+  // One output per invocation: a classifier's 10 columns over K = 1000 (2 tiles: 13 splits of 80
+  // terms, at least 64 each) and the small-device workgroups (8×8).
+  const Outcome narrow = run_matmul(batched_matmul(1, 32, 10, 1000, false, true), false, 33, 3);
+  EXPECT_EQ(narrow.register_tile[0], 1u);
+  EXPECT_EQ(narrow.split_k, 13u);
+  EXPECT_LT(narrow.error, 1e-5);
+  const Outcome small = run_matmul(batched_matmul(1, 40, 24, 700, true, false), true, 34, 3);
+  EXPECT_GT(small.split_k, 1u);
+  EXPECT_LT(small.error, 1e-5);
+}
+
+TEST(MatmulSplitK, ShortSumsAndManyTilesAreNotSplit) {
+  EXPECT_EQ(run_matmul(batched_matmul(1, 32, 10, 100, false, true), false, 35).split_k, 1u);  // K < 128
+  EXPECT_EQ(run_matmul(batched_matmul(2, 1, 50, 900, false, true), false, 36).split_k, 1u);   // GEMV
 }
 
 TEST(MatmulGemv, OneRowTimesTransposedWeightsWithBiasAndRelu) {
