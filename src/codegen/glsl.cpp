@@ -68,6 +68,28 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
   return out.str();
 }
 
+std::string arrival_declarations(const compile::Kernel& kernel) {
+  const size_t partials = kernel.inputs.size() + 1 + kernel.extra_outputs.size();
+  std::ostringstream out;
+  out << "layout(std430, set = 0, binding = " << partials << ") coherent buffer Partials { float data[]; } partials;\n"
+      << "layout(std430, set = 0, binding = " << partials + 1 << ") coherent buffer Arrivals { uint data[]; } arrivals;\n"
+      << "shared uint arrival;\n"
+      // memoryBarrierBuffer() orders each invocation's partials before the arrival that publishes
+      // them, and the last workgroup's reads after it; `coherent` keeps the reads of other
+      // workgroups' stores out of non-coherent caches.
+      << "bool arrive_last(uint counter, uint expected) {\n"
+      << "  memoryBarrierBuffer();\n"
+      << "  barrier();\n"
+      << "  if (gl_LocalInvocationIndex == 0u) arrival = atomicAdd(arrivals.data[counter], 1u);\n"
+      << "  barrier();\n"
+      << "  if (arrival != expected - 1u) return false;\n"
+      << "  memoryBarrierBuffer();\n"
+      << "  if (gl_LocalInvocationIndex == 0u) arrivals.data[counter] = 0u;\n"
+      << "  return true;\n"
+      << "}\n";
+  return out.str();
+}
+
 const char* math_helpers() {
   return R"(// erf with absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26).
 float erf_approx(float x) {

@@ -28,6 +28,13 @@ std::vector<int64_t> strides_of(const Shape& shape);
 // (element type from the input's dtype), the last is `result`.
 std::string shader_header(const Graph& graph, const compile::Kernel& kernel);
 
+// For kernels with arrival counters (compile::Kernel::arrival_counters): the `partials` (float) and
+// `arrivals` (uint) buffers, both coherent, and GLSL `bool arrive_last(uint counter, uint expected)`:
+// called by every invocation once it has stored its partials, it returns true in the last of the
+// `expected` workgroups to arrive at `counter` (which it resets for the next dispatch) and false in
+// the others. Call it from uniform control flow.
+std::string arrival_declarations(const compile::Kernel& kernel);
+
 // The GLSL element type of a tensor ("float" or "int").
 const char* element_type(DType dtype);
 

@@ -235,17 +235,27 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
         body << "  }\n  loss = workgroup_sum(loss);\n  counted = workgroup_sum(counted);\n"
              << "  if (lid == 0u) result.data[0] = counted > 0.0 ? loss / counted : 0.0;\n";
       } else if (node.op == Op::cross_entropy_loss) {
-        body << "  float loss = 0.0, counted = 0.0;\n  for (uint r = 0u; r < " << N << "; ++r) {\n" << row_stats("r")
+        // A workgroup per row (compile::cross_entropy_loss_by_rows) stores the row's loss and whether
+        // it counts; the last to arrive adds them up in row order.
+        body << "  float row_loss = 0.0, row_counted = 0.0;\n  {\n" << row_stats("row")
              << "    float lse = m + log(total);\n";
         if (index_labels) {
-          body << "    float label = load1(r);\n    if " << valid << " {\n"
-               << "      loss += lse - load0(r * " << C << " + uint(label));\n      counted += 1.0;\n    }\n";
+          body << "    float label = load1(row);\n    if " << valid << " {\n"
+               << "      row_loss = lse - load0(row * " << C << " + uint(label));\n      row_counted = 1.0;\n    }\n";
         } else {
           body << "    float px = 0.0, p = 0.0;\n    for (uint t = lid; t < " << C << "; t += WG) {\n"
-               << "      px += load1(r * " << C << " + t) * load0(r * " << C << " + t);\n      p += load1(r * " << C
-               << " + t);\n    }\n    loss += lse * workgroup_sum(p) - workgroup_sum(px);\n    counted += 1.0;\n";
+               << "      px += load1(row * " << C << " + t) * load0(row * " << C << " + t);\n      p += load1(row * " << C
+               << " + t);\n    }\n    row_loss = lse * workgroup_sum(p) - workgroup_sum(px);\n    row_counted = 1.0;\n";
         }
-        body << "  }\n  if (lid == 0u) result.data[0] = counted > 0.0 ? loss / counted : 0.0;\n";
+        body << "  }\n"
+             << "  if (lid == 0u) {\n    partials.data[row] = row_loss;\n    partials.data[" << N
+             << " + row] = row_counted;\n  }\n"
+             << "  if (!arrive_last(0u, " << N << ")) return;\n"
+             << "  float loss = 0.0, counted = 0.0;\n"
+             << "  for (uint r = lid; r < " << N << "; r += WG) {\n    loss += partials.data[r];\n    counted += partials.data["
+             << N << " + r];\n  }\n"
+             << "  loss = workgroup_sum(loss);\n  counted = workgroup_sum(counted);\n"
+             << "  if (lid == 0u) result.data[0] = counted > 0.0 ? loss / counted : 0.0;\n";
       } else {
         body << "  if (row >= " << N << ") return;\n";
         if (index_labels) {
@@ -290,7 +300,8 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
       throw Error(std::string("codegen: op '") + op_name(node.op) + "' is not a reduction");
   }
   std::ostringstream out;
-  out << shader_header(graph, kernel) << "const uint WG = " << kernel.local_size[0] << "u;\n\n" << math_helpers()
+  out << shader_header(graph, kernel) << (kernel.arrival_counters > 0 ? arrival_declarations(kernel) : "")
+      << "const uint WG = " << kernel.local_size[0] << "u;\n\n" << math_helpers()
       << workgroup_reductions() << functions.str() << "void main() {\n"
       << "  uint row = " << linear_workgroup_index() << ";\n"
       << "  uint lid = gl_LocalInvocationID.x;\n"

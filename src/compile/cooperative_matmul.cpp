@@ -68,6 +68,8 @@ void select_cooperative_matmuls(Plan& plan, const DeviceCaps& caps) {
     if (kernel.split_k > 1) {
       kernel.bindings.resize(kernel.bindings.size() - 2);
       kernel.split_k = 1;
+      kernel.arrival_counters = 0;
+      kernel.partial_floats = 0;
     }
     kernel.cooperative_matrix = true;
     kernel.local_size = {Tiles::invocations, 1, 1};

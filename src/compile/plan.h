@@ -23,7 +23,7 @@
 namespace meganeura::compile {
 
 // derived: an inference value computed from parameters and constants alone (compile's `refresh` kernels).
-// workspace: kernels' own bookkeeping that outlives a step (split-K arrival counters), zero at
+// workspace: kernels' own bookkeeping that outlives a step (arrival counters), zero at
 // creation and left zero by every kernel that uses it.
 enum class BufferKind : uint8_t { input, parameter, constant, output, state, arena, derived, workspace };
 const char* buffer_kind_name(BufferKind kind);
@@ -62,8 +62,8 @@ struct Kernel {
   int32_t root = -1;
   int32_t anchor = -1;
   // Nodes outside the kernel it reads, in the order codegen binds them (binding i), then the root
-  // (binding inputs.size()), then `extra_outputs` (bindings inputs.size() + 1, …), then, for a
-  // split-K matmul, its partial sums (arena) and arrival counters (workspace).
+  // (binding inputs.size()), then `extra_outputs` (bindings inputs.size() + 1, …), then, for
+  // kernels with arrival counters, their partial results (arena) and the counters (workspace).
   std::vector<int32_t> inputs;
   std::vector<int32_t> extra_outputs;  // values stored besides the root (an attention's row lse)
   std::vector<Storage> bindings;       // inputs.size() + 1 + extra_outputs.size() (+ 2) ranges
@@ -81,6 +81,12 @@ struct Kernel {
   // (deterministic) and applies the epilogue. Products with few output tiles and a long K fill the
   // GPU this way without a second kernel or barrier. Workgroup z is batch · split_k + split.
   uint32_t split_k = 1;
+  // Workgroups that finish one result together (split-K matmuls; a cross-entropy loss over many
+  // classes, a workgroup per row): each stores partial results (`partial_floats` in the arena, live
+  // for the kernel alone) and the last to arrive, found through `arrival_counters` counters in the
+  // workspace, combines them in a fixed order. Bound after the outputs when arrival_counters > 0.
+  uint64_t partial_floats = 0;
+  uint32_t arrival_counters = 0;
   bool barrier_before = false;
   // Inference: computes from parameters and constants only (weights stacked for one wider matmul),
   // so the session runs it when parameters change instead of every step; its root has a buffer of
@@ -117,6 +123,10 @@ struct Plan {
 // Groups nodes into kernels, plans memory and places barriers. Throws meganeura::Error naming the op
 // for ops without a kernel yet (attention, convolution, pooling).
 Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& options = {});
+
+// Whether a cross-entropy loss runs a workgroup per row of logits (more than 64 classes), the last
+// to finish adding up the rows' losses; fewer classes take one workgroup, an invocation per row.
+bool cross_entropy_loss_by_rows(const Graph& graph, const Node& node);
 
 // Whether a sum/mean/max reduction runs one invocation per row (many short rows) rather than a
 // workgroup per row.
