@@ -88,17 +88,37 @@ std::string generate_gather(const Graph& graph, const compile::Kernel& kernel) {
       break;
     }
     case Op::scatter_add_rows: {
-      // Each output element sums the source rows whose id selects it: deterministic, no atomics.
+      // Each output element sums the source rows whose id selects it, in source order:
+      // deterministic, no atomics. Most rows of an embedding table's gradient receive nothing, so a
+      // workgroup first looks through the ids, a few per invocation, for one among the rows its
+      // elements cover, and stores zeros when there is none (a SmolLM2-135M training step spent
+      // 6.6 ms here when every element walked all 512 ids).
       const int64_t width = out_shape.back();
       const int64_t count = num_elements(input_shape(1));
-      body << "  uint row = i / " << uint_literal(width) << ";\n"
-           << "  uint column = i % " << uint_literal(width) << ";\n"
-           << "  float total = 0.0;\n"
-           << "  for (uint j = 0u; j < " << uint_literal(count) << "; ++j) {\n"
-           << "    if (in1.data[j] == int(row)) total += float(in0.data[j * " << uint_literal(width) << " + column]);\n"
-           << "  }\n"
-           << "  result.data[i] = " << out_type << "(total);\n";
-      break;
+      const std::string W = uint_literal(width), COUNT = uint_literal(count);
+      std::ostringstream out;
+      out << shader_header(graph, kernel) << "shared uint hits;\n\nvoid main() {\n"
+          << "  uint i = " << linear_invocation_index() << ";\n"
+          << "  uint first = i - gl_LocalInvocationID.x;\n"
+          << "  int first_row = int(first / " << W << "), last_row = int((first + gl_WorkGroupSize.x - 1u) / " << W << ");\n"
+          << "  if (gl_LocalInvocationID.x == 0u) hits = 0u;\n"
+          << "  barrier();\n"
+          << "  for (uint j = gl_LocalInvocationID.x; j < " << COUNT << "; j += gl_WorkGroupSize.x) {\n"
+          << "    int id = in1.data[j];\n"
+          << "    if (id >= first_row && id <= last_row) atomicOr(hits, 1u);\n"
+          << "  }\n"
+          << "  barrier();\n"
+          << "  if (i >= " << uint_literal(kernel.work_items) << ") return;\n"
+          << "  float total = 0.0;\n"
+          << "  if (hits != 0u) {\n"
+          << "    uint row = i / " << W << ", column = i % " << W << ";\n"
+          << "    for (uint j = 0u; j < " << COUNT << "; ++j) {\n"
+          << "      if (in1.data[j] == int(row)) total += float(in0.data[j * " << W << " + column]);\n"
+          << "    }\n"
+          << "  }\n"
+          << "  result.data[i] = " << out_type << "(total);\n"
+          << "}\n";
+      return out.str();
     }
     case Op::kv_cache_write: {
       // One invocation per update element; positions past the cache's end are dropped.
