@@ -109,9 +109,20 @@ void merge_row_statistics(const Graph& graph, std::vector<Group>& groups) {
 
 }  // namespace
 
+bool permute_keeps_order(const Node& node) {
+  if (node.op != Op::permute) return false;
+  int64_t previous = -1;
+  for (size_t d = 0; d < node.shape.size(); ++d) {
+    if (node.shape[d] == 1) continue;
+    if (node.attrs.ints[d] < previous) return false;
+    previous = node.attrs.ints[d];
+  }
+  return true;
+}
+
 bool is_alias(const Graph& graph, const Node& node, bool inference) {
   return node.op == Op::reshape || node.op == Op::stop_gradient || (inference && node.op == Op::dropout) ||
-         (node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype);
+         (node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype) || permute_keeps_order(node);
 }
 
 std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference) {

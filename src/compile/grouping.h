@@ -47,7 +47,13 @@ struct Group {
 // `keep`) depend on are scheduled.
 std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference = false);
 
-// True for nodes that share their first input's storage instead of computing anything.
+// True for nodes that share their first input's storage instead of computing anything: reshapes,
+// same-type casts, stop_gradient, inference dropout, and permutes that keep the elements' order
+// (permute_keeps_order).
 bool is_alias(const Graph& graph, const Node& node, bool inference);
+
+// A permute whose axes longer than 1 stay in their order moves no element: a decode step's head
+// split [1, 1, H, D] -> [1, H, 1, D] and its merge back.
+bool permute_keeps_order(const Node& node);
 
 }  // namespace meganeura::compile

@@ -77,6 +77,25 @@ TEST(Compile, LongChainsShareArenaSpace) {
   EXPECT_GE(plan.unshared_bytes, 22 * 64 * 256 * 4u);
 }
 
+TEST(Compile, PermutesThatKeepTheOrderAreAliases) {
+  // One token's heads: [1, 1, 9, 64] -> [1, 9, 1, 64] moves nothing; [1, 2, 9, 64] -> [1, 9, 2, 64] does.
+  Graph g;
+  Tensor one = g.input("one", {1, 1, 9, 64});
+  Tensor two = g.input("two", {1, 2, 9, 64});
+  Tensor split = g.permute(one, {0, 2, 1, 3});
+  Tensor moved = g.permute(two, {0, 2, 1, 3});
+  g.set_outputs({g.exp(split), g.exp(moved)});
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  int permutes = 0;
+  for (const Kernel& kernel : plan.kernels) {
+    for (int32_t id : kernel.nodes) permutes += plan.graph.node(id).op == Op::permute;
+  }
+  EXPECT_EQ(permutes, 1);
+  EXPECT_EQ(plan.storage[split.id].buffer, plan.storage[one.id].buffer);
+  EXPECT_EQ(plan.storage[split.id].offset, plan.storage[one.id].offset);
+  EXPECT_NE(plan.storage[moved.id].buffer, plan.storage[two.id].buffer);
+}
+
 TEST(Compile, SplitKMatmulsBindPartialSumsAndArrivalCounters) {
   // An MLP layer of 256 rows: 64 tiles of 64×64 over K = 784 split in 7 runs of 112 terms (about
   // 512 workgroups, 64 terms or more each).

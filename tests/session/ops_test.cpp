@@ -83,6 +83,7 @@ std::vector<OpCase> op_cases() {
       {"broadcast_to", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.broadcast_to(l("a", {3, 1}), {2, 3, 4}); }},
       {"slice", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.slice(l("a", {4, 6}), 1, 2, 5); }},
       {"concat", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.concat({l("a", {2, 3}), l("b", {2, 1}), l("c", {2, 2})}, 1); }},
+      {"permute_order_kept", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.exp(g.permute(l("a", {1, 3, 1, 4}), {0, 2, 1, 3})) * l("b", {3, 1, 1, 4}); }},
       {"reshape_alias", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.exp(g.reshape(l("a", {2, 6}), {3, 4})); }},
       {"embedding", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.embedding(l("table", {5, 4}), g.input("ids", {2, 3}, DType::i32)); }, true, 5},
       {"scatter_add_rows", []([[maybe_unused]] Graph& g, const Leaf& l) { return g.scatter_add_rows(l("a", {6, 4}), g.input("ids", {6}, DType::i32), 5); }, true, 5},
