@@ -82,7 +82,10 @@ void bench_copy() {
   auto context = gpu::Context::shared();
   const auto& caps = context->caps();
   // 1 GiB on a discrete GPU (far beyond any cache); smaller on CPU drivers so the run stays short.
+  // MEGANEURA_COPY_MIB overrides the size (how the rate depends on it separates caches and TLBs
+  // from DRAM).
   uint64_t bytes = caps.is_cpu ? (64ull << 20) : (1ull << 30);
+  if (env_double("MEGANEURA_COPY_MIB") > 0) bytes = static_cast<uint64_t>(env_double("MEGANEURA_COPY_MIB")) << 20;
   bytes = std::min<uint64_t>(bytes, caps.max_storage_buffer_range / 16 * 16);
   const uint32_t count = static_cast<uint32_t>(bytes / 16);
 
@@ -149,6 +152,22 @@ void bench_copy() {
       best_rate = median(rates);
       best_name = name;
     }
+  }
+  // The driver's own copy (vkCmdCopyBuffer) for reference: a shader that falls well short of it
+  // leaves bandwidth on the table.
+  {
+    gpu::Recording recording(context, {.timestamps = true});
+    recording.copy({&src}, {&dst}, "copy");
+    recording.finish();
+    recording.run(3);
+    std::vector<double> rates;
+    for (int i = 0; i < 20; ++i) {
+      recording.run(1);
+      auto ns = recording.dispatch_durations_ns();
+      if (ns.empty() || ns[0] == 0) break;
+      rates.push_back(2.0 * static_cast<double>(bytes) / static_cast<double>(ns[0]) / 1e3);
+    }
+    if (!rates.empty()) std::fprintf(stderr, "copy vkCmdCopyBuffer: %.3f TB/s (timestamps)\n", median(rates));
   }
   if (!failures.empty()) {
     emit("copy", 0, "TB/s", 0, "FAILED: copied data differs for" + failures);
