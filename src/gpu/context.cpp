@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "gpu/disk_cache.h"
 #include "gpu/native.h"
@@ -307,6 +309,18 @@ size_t Context::preferred_device(const std::vector<DeviceSummary>& summaries, co
   return best;
 }
 
+VkResult wait_for_fence(VkDevice device, VkFence fence) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const VkResult status = vkGetFenceStatus(device, fence);
+    if (status != VK_NOT_READY) return status;
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(20)) {
+      return vkWaitForFences(device, 1, &fence, VK_TRUE, UINT64_MAX);
+    }
+    std::this_thread::yield();
+  }
+}
+
 void NativeContext::run_one_shot(const std::function<void(VkCommandBuffer)>& record) {
   check(vkResetCommandBuffer(transfer_commands, 0), "vkResetCommandBuffer");
   auto begin = vk_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
@@ -318,7 +332,7 @@ void NativeContext::run_one_shot(const std::function<void(VkCommandBuffer)>& rec
   submit.commandBufferCount = 1;
   submit.pCommandBuffers = &transfer_commands;
   check(vkQueueSubmit(queue, 1, &submit, transfer_fence), "vkQueueSubmit (transfer)");
-  check(vkWaitForFences(device, 1, &transfer_fence, VK_TRUE, UINT64_MAX), "vkWaitForFences (transfer)");
+  check(wait_for_fence(device, transfer_fence), "vkWaitForFences (transfer)");
   check(vkResetFences(device, 1, &transfer_fence), "vkResetFences");
 }
 

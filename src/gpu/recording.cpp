@@ -298,7 +298,7 @@ void Recording::submit(uint32_t times) {
 void Recording::wait() {
   if (!pending_) return;
   NativeRecording& r = *native_;
-  const VkResult waited = vkWaitForFences(r.device, 1, &r.fence, VK_TRUE, UINT64_MAX);
+  const VkResult waited = wait_for_fence(r.device, r.fence);
   pending_ = false;
   check(waited, "vkWaitForFences");
   check(vkResetFences(r.device, 1, &r.fence), "vkResetFences");
