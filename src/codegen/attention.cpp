@@ -167,7 +167,18 @@ std::string query_rows_main() {
 
 // attention (with_values) and attention_lse (without): one pass over the keys with an online softmax.
 // An attention kernel with a second output (compile/grouping.h) also stores the row lse there.
-std::string forward_body(const compile::Kernel& kernel, bool with_values) {
+// vec4 columns of the lanes' output rows that fit the key tile at once when the forward merges
+// them (0: the tile is too small; merge one column at a time through merge_v).
+uint32_t merge_chunk(const Graph& graph, const compile::Kernel& kernel) {
+  const Node& node = graph.node(kernel.root);
+  const int64_t d = graph.node(node.inputs[0]).shape[3], dv = graph.node(node.inputs[2]).shape[3];
+  const uint64_t d4 = static_cast<uint64_t>((d + 3) / 4), dv4 = static_cast<uint64_t>((dv + 3) / 4);
+  const uint64_t tile_vec4s = static_cast<uint64_t>(kernel.register_tile[0]) * (d4 | 1);
+  const uint64_t threads = static_cast<uint64_t>(kernel.local_size[0]) * kernel.local_size[1];
+  return static_cast<uint32_t>(std::min<uint64_t>(dv4, tile_vec4s / threads));
+}
+
+std::string forward_body(const Graph& graph, const compile::Kernel& kernel, bool with_values) {
   const bool keeps_lse = with_values && !kernel.extra_outputs.empty();
   const uint32_t lanes = kernel.local_size[0], rows = kernel.local_size[1], keys = kernel.register_tile[0];
   std::ostringstream out;
@@ -183,17 +194,20 @@ shared float merge_b[R * L];
     out << "  vec4 acc[DV4];\n  [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] = vec4(0.0);\n";
   }
   out << R"(  float m = NEG, l = 0.0;
+  // Tiles load only the keys some row of the workgroup sees (a decode step's few cached positions
+  // of a long cache).
   for (int base = 0; base < end_group; base += int(BK)) {
+    uint tile_keys = min(BK, uint(end_group - base));
     barrier();
-    for (uint e = local_index; e < BK * D4; e += R * L) {
+    for (uint e = local_index; e < tile_keys * D4; e += R * L) {
       uint j = uint(base) + e / D4;
-      k_tile[(e / D4) * DP4 + e % D4] = j < SKV ? load_k4(b, kvh, j, e % D4) : vec4(0.0);
+      k_tile[(e / D4) * DP4 + e % D4] = load_k4(b, kvh, j, e % D4);
     }
 )";
   if (with_values) {
-    out << R"(    for (uint e = local_index; e < BK * DV4; e += R * L) {
+    out << R"(    for (uint e = local_index; e < tile_keys * DV4; e += R * L) {
       uint j = uint(base) + e / DV4;
-      v_tile[(e / DV4) * DVP4 + e % DV4] = j < SKV ? READ4(VB, v_at(b, kvh, j), e % DV4, DV) : vec4(0.0);
+      v_tile[(e / DV4) * DVP4 + e % DV4] = READ4(VB, v_at(b, kvh, j), e % DV4, DV);
     }
 )";
   }
@@ -260,8 +274,31 @@ shared float merge_b[R * L];
     out << "  if (lane == 0u && valid) result1.data[row_at(b, h, i)] = total > 0.0 ? top + log(total) : "
            "uintBitsToFloat(0x7f800000u);\n";
   }
-  out << R"(  float inv = total > 0.0 ? 1.0 / total : 0.0;
-  [[unroll]] for (uint c = 0u; c < DV4; ++c) {
+  out << "  float inv = total > 0.0 ? 1.0 / total : 0.0;\n";
+  // The lanes' output rows meet in the (now free) key tile, `chunk` vec4 columns per round, and the
+  // lanes split the columns to add them up: one barrier pair per round instead of one per vec4
+  // column with a single lane adding (a decode step's 64 lanes spent most of the kernel there).
+  const uint32_t chunk = merge_chunk(graph, kernel);
+  if (chunk > 0) {
+    out << "  const uint CHUNK = " << chunk << "u;  // vec4 columns per round\n"
+        << R"(  [[unroll]] for (uint c0 = 0u; c0 < DV4; c0 += CHUNK) {
+    barrier();
+    [[unroll]] for (uint c = 0u; c < CHUNK; ++c) {
+      if (c0 + c < DV4) k_tile[(row * L + lane) * CHUNK + c] = acc[c0 + c] * weight;
+    }
+    barrier();
+    for (uint e = lane; e < CHUNK * 4u; e += L) {
+      uint d = c0 * 4u + e;
+      float sum = 0.0;
+      for (uint t = 0u; t < L; ++t) sum += k_tile[(row * L + t) * CHUNK + e / 4u][e % 4u];
+      if (valid && d < DV) result.data[o_at(b, h, i) + d] = sum * inv;
+    }
+  }
+}
+)";
+    return out.str();
+  }
+  out << R"(  [[unroll]] for (uint c = 0u; c < DV4; ++c) {
     barrier();
     merge_v[row * L + lane] = acc[c] * weight;
     barrier();
@@ -467,8 +504,8 @@ std::string generate_attention(const Graph& graph, const compile::Kernel& kernel
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
   out << header << attention_prelude(graph, kernel, node);
   switch (node.op) {
-    case Op::attention: out << forward_body(kernel, true); break;
-    case Op::attention_lse: out << forward_body(kernel, false); break;
+    case Op::attention: out << forward_body(graph, kernel, true); break;
+    case Op::attention_lse: out << forward_body(graph, kernel, false); break;
     case Op::attention_grad_q: out << grad_q_body(kernel); break;
     case Op::attention_grad_k: out << grad_kv_body(kernel, true); break;
     case Op::attention_grad_v: out << grad_kv_body(kernel, false); break;
