@@ -98,8 +98,11 @@ std::string store_outputs(uint32_t reg, const std::string& batch_stride) {
 // One row (M = 1) times B stored [N, K] (transpose_b): each group of 32 invocations computes one
 // output column; its lanes stride along the weight row (consecutive addresses) and their partial
 // sums meet in shared memory.
+// With `norm` (an RMSNorm of the row fused into the kernel, compile/grouping.h), a_slot binds the
+// norm's input: load_a scales each element by the norm's weight and adds its square to the
+// invocation's sum_squares, which the lanes add up beside their products to find the row's scale.
 std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                          size_t a_slot, size_t b_slot) {
+                          size_t a_slot, size_t b_slot, const Node* norm) {
   const Node& mm = graph.node(kernel.anchor);
   const Shape& out = mm.shape;
   const Shape& a_shape = graph.node(mm.inputs[0]).shape;
@@ -122,9 +125,16 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        << "const uint LOCAL = " << local << "u;\n"
        << "const uint COLUMNS = LOCAL / 32u;  // output columns per workgroup, 32 invocations each\n"
        << "const uint N = " << u(n) << ", K = " << u(k) << ";\n\n"
-       << "shared float partial[LOCAL];\n\n"
-       << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
-       << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
+       << "shared float partial[LOCAL];\n\n";
+  if (norm != nullptr) {
+    text << "shared float partial_squares[LOCAL];\nfloat sum_squares = 0.0;\n"
+         << element_reader("load_x", a_slot, kernel.bindings[a_slot].element)
+         << "float load_a(uint e) {\n  float x = load_x(e);\n  sum_squares += x * x;\n  return x * "
+         << writer.load(norm->inputs[1], "e % K") << ";\n}\n";
+  } else {
+    text << element_reader("load_a", a_slot, kernel.bindings[a_slot].element);
+  }
+  text << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << (pairs ? pair_reader("load_b_pair", b_slot, b_element) : "")
        << (octets ? word_unpacker("unpack_b", b_element) : "")
        << matmul_epilogue_functions(graph, kernel, writer)
@@ -156,17 +166,26 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   } else {
     text << "    for (uint kk = lane; kk < K; kk += 32u) sum += load_a(a_base + kk) * load_b(b_base + col * K + kk);\n";
   }
+  const bool normed = norm != nullptr;
   text << "  }\n"
        << "  partial[lid] = sum;\n"
+       << (normed ? "  partial_squares[lid] = sum_squares;\n" : "")
        << "  barrier();\n"
        << "  for (uint stride = 16u; stride > 0u; stride >>= 1u) {\n"
        << "    if (lane < stride) partial[lid] += partial[lid + stride];\n"
+       << (normed ? "    if (lane < stride) partial_squares[lid] += partial_squares[lid + stride];\n" : "")
        << "    barrier();\n"
        << "  }\n"
        << "  if (lane == 0u && col < N) {\n"
-       << "    uint i = batch * N + col;\n"
-       << "    result.data[i] = epilogue(i, product(i, partial[lid]));\n"
-       << "  }\n"
+       << "    uint i = batch * N + col;\n";
+  if (normed) {
+    text << "    float scale = inversesqrt(partial_squares[lid] / " << float_literal(static_cast<double>(k)) << " + "
+         << float_literal(norm->attrs.eps) << ");\n"
+         << "    result.data[i] = epilogue(i, product(i, partial[lid] * scale));\n";
+  } else {
+    text << "    result.data[i] = epilogue(i, product(i, partial[lid]));\n";
+  }
+  text << "  }\n"
        << "}\n";
   return text.str();
 }
@@ -192,12 +211,18 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const bool split = kernel.split_k > 1;
 
   ExpressionWriter writer(graph, kernel);
-  const size_t a_slot = writer.binding_of(mm.inputs[0]);
+  // A fused RMSNorm of the left operand (GEMV only): its input is what the kernel reads.
+  const Node* norm = std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0]) ? &a : nullptr;
+  if (norm != nullptr && (norm->op != Op::rms_norm || kernel.local_size[1] != 1)) {
+    throw Error(std::string("codegen: a matmul kernel computes only an RMSNorm of its row, in the GEMV form; got ") +
+                op_name(norm->op));
+  }
+  const size_t a_slot = writer.binding_of(norm != nullptr ? norm->inputs[0] : mm.inputs[0]);
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
 
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
-  if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot);
+  if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot, norm);
   // 16×16 invocations with 4×4 or 8×8 outputs each (compile gives 4×4 only to products of 64 tiles
   // or more): the prefetching form (matmul_wide.cpp).
   if (side == 16 && reg >= 4) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot);

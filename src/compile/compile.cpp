@@ -186,6 +186,11 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
         kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), gemv_local / 32), 1, static_cast<uint32_t>(batch)};
         break;
       }
+      // Only the GEMV form computes a fused RMSNorm of its row (compile/grouping.h).
+      if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0])) {
+        throw Error("compile: " + format_shape(out) + " product of a normalized row needs the GEMV form, which this "
+                    "device's workgroup limits do not allow; compile without fusion");
+      }
       // 16x16 threads when the device allows, else 8x8; 4x4 outputs per thread for big enough
       // matrices when the tiles fit in shared memory (two tiles of (16·register·side) floats).
       const uint32_t side = caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 &&

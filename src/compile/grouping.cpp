@@ -69,6 +69,18 @@ bool rotates_on_load(const Node& consumer, int32_t producer) {
   return any;
 }
 
+}  // namespace
+
+bool normalizes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer) {
+  if (consumer.op != Op::matmul && consumer.op != Op::linear) return false;
+  const Node& norm = graph.node(producer);
+  if (norm.op != Op::rms_norm || consumer.inputs[0] != producer || consumer.inputs[1] == producer) return false;
+  if (consumer.attrs.transpose_a || !consumer.attrs.transpose_b || consumer.shape.size() < 2) return false;
+  return consumer.shape[consumer.shape.size() - 2] == 1 && norm.dtype == DType::f32;
+}
+
+namespace {
+
 // attention(q, k, v, [mask], [offset]) and attention_lse(q, k, [mask], [offset]) with equal
 // operands and options: the same softmax statistics.
 bool same_statistics(const Node& attention, const Node& lse) {
@@ -192,6 +204,8 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
         } else if (nodes[id].op == Op::rope && group.anchor == consumer && rotates_on_load(nodes[consumer], id)) {
           join = target;
           rope_prologue = true;
+        } else if (group.anchor == consumer && normalizes_gemv_operand(graph, nodes[consumer], id)) {
+          join = target;  // a reduction joining: the matmul stays the anchor
         }
       }
     }

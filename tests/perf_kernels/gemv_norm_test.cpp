@@ -1,0 +1,116 @@
+// An RMSNorm read only by a one-row product with weights stored [N, K] is computed inside that
+// product's GEMV kernel (compile/grouping.h: normalizes_gemv_operand): which graphs fuse, and the
+// fused kernel against the CPU reference with a bias and activation epilogue, batches, rows that
+// are not a multiple of the 32 lanes, and 16-bit weights read in pairs and in 16-byte runs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_test_util.h"
+
+namespace meganeura {
+namespace {
+
+struct Fused {
+  size_t kernels = 0;
+  bool norm_in_gemv = false;
+};
+
+Fused plan_of(const Graph& graph, DType storage = DType::f32) {
+  compile::CompileOptions options;
+  options.weight_storage = storage;
+  const compile::Plan plan = compile::compile(graph, compile::DeviceCaps::default_for_tests(), options);
+  Fused fused;
+  fused.kernels = plan.kernels.size();
+  for (const compile::Kernel& kernel : plan.kernels) {
+    bool norm = false;
+    for (int32_t id : kernel.nodes) norm |= plan.graph.node(id).op == Op::rms_norm;
+    fused.norm_in_gemv |= norm && kernel.archetype == compile::Archetype::matmul && kernel.local_size[1] == 1;
+  }
+  return fused;
+}
+
+// x [batch, 1, k] → rms_norm → · wᵀ (+ bias, relu).
+Graph normed_row(int64_t batch, int64_t k, int64_t n, bool linear) {
+  Graph g;
+  Tensor x = g.input("x", {batch, 1, k});
+  Tensor gain = g.parameter("gain", {k}, Init::normal(1.0, 0.3));
+  Tensor w = g.parameter("w", {n, k}, Init::normal(0.0, 0.3));
+  Tensor h = g.rms_norm(x * 3.0, gain, 1e-5);
+  if (linear) {
+    Tensor b = g.parameter("b", {n}, Init::normal(0.0, 0.3));
+    g.set_outputs({g.relu(g.linear(h, w, b, false, true))});
+  } else {
+    g.set_outputs({g.matmul(h, w, false, true)});
+  }
+  return g;
+}
+
+double gemv_error(const Graph& graph, DType storage, uint32_t seed) {
+  SessionOptions options;
+  options.optimize = false;
+  options.weight_storage = storage;
+  Session session = build_inference_session(graph, options);
+  const reference::Feeds feeds = kernel_tests::random_inputs(graph, seed);
+  kernel_tests::apply(session, graph, feeds);
+  kernel_tests::poison(session);
+  session.run();
+  // The reference on the weights as the session holds them (rounded when stored as 16-bit).
+  reference::Feeds with_weights = feeds;
+  for (int32_t id : graph.parameters()) {
+    const std::vector<float> held = session.read_parameter(graph.node(id).name);
+    with_weights[graph.node(id).name] = std::vector<double>(held.begin(), held.end());
+  }
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(graph, with_weights, reference_options);
+  return testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
+}
+
+TEST(GemvNorm, OnlyOneRowProductsOfAPrivateNormFuse) {
+  EXPECT_TRUE(plan_of(normed_row(1, 96, 70, false)).norm_in_gemv);
+  EXPECT_EQ(plan_of(normed_row(1, 96, 70, false)).kernels, 2u);  // x · 3, then the norm inside the GEMV
+  EXPECT_TRUE(plan_of(normed_row(3, 96, 70, true)).norm_in_gemv);  // batched rows, bias + relu epilogue
+  // Four rows: the tiled form, the norm its own kernel.
+  Graph rows;
+  Tensor x = rows.input("x", {4, 96});
+  Tensor w = rows.parameter("w", {70, 96});
+  rows.set_outputs({rows.matmul(rows.rms_norm(x, rows.parameter("gain", {96})), w, false, true)});
+  EXPECT_FALSE(plan_of(rows).norm_in_gemv);
+  EXPECT_EQ(plan_of(rows).kernels, 2u);
+  // A norm that is also an output (read twice) stays its own kernel.
+  Graph shared;
+  Tensor y = shared.input("y", {1, 96});
+  Tensor normed = shared.rms_norm(y, shared.parameter("gain", {96}));
+  shared.set_outputs({shared.matmul(normed, shared.parameter("w", {70, 96}), false, true), normed});
+  EXPECT_FALSE(plan_of(shared).norm_in_gemv);
+  // Weights stored [K, N]: no GEMV, no fusion.
+  Graph plain;
+  Tensor z = plain.input("z", {1, 96});
+  plain.set_outputs({plain.matmul(plain.rms_norm(z, plain.parameter("gain", {96})), plain.parameter("w", {96, 70}))});
+  EXPECT_FALSE(plan_of(plain).norm_in_gemv);
+}
+
+TEST(GemvNorm, FusedKernelMatchesTheReference) {
+  struct Case {
+    int64_t batch, k, n;
+    bool linear;
+    DType storage;
+  };
+  const Case cases[] = {
+      {1, 96, 70, false, DType::f32},  {2, 45, 33, true, DType::f32},   {1, 576, 300, true, DType::f32},
+      {1, 70, 40, false, DType::f16},  {2, 96, 50, true, DType::bf16},  {1, 96, 20, false, DType::f16},
+  };
+  for (const Case& c : cases) {
+    const Graph graph = normed_row(c.batch, c.k, c.n, c.linear);
+    ASSERT_TRUE(plan_of(graph, c.storage).norm_in_gemv);
+    const std::string which = "batch " + std::to_string(c.batch) + ", K " + std::to_string(c.k) + ", " +
+                              dtype_name(c.storage) + " weights";
+    EXPECT_LT(gemv_error(graph, c.storage, static_cast<uint32_t>(c.k + c.n)), 1e-5) << which;
+  }
+}
+
+}  // namespace
+}  // namespace meganeura
