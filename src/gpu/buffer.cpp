@@ -100,8 +100,9 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
   alloc.allocationSize = requirements.size;
   alloc.memoryTypeIndex = uint32_t(type);
   // Every buffer has its own allocation; saying so lets the driver place it as it prefers. On an
-  // H100 the 1 GiB copy benchmark reached 2.87 TB/s in three of four processes with it and in none
-  // of five without (1.72 TB/s); copies of up to 768 MiB ran at 2.9-3.0 TB/s either way.
+  // H100 the 1 GiB copy benchmark reached 2.87 TB/s in 4 of 8 processes with it and in none of 7
+  // without (1.72 TB/s otherwise): where the two buffers land decides. Copies of up to 768 MiB ran
+  // at 2.9-3.0 TB/s either way.
   auto dedicated = vk_struct<VkMemoryDedicatedAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO);
   dedicated.buffer = out.buffer;
   if (device_api_version >= VK_API_VERSION_1_1) alloc.pNext = &dedicated;
