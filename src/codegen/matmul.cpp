@@ -101,8 +101,9 @@ std::string store_outputs(uint32_t reg, const std::string& batch_stride) {
 // With `norm` (an RMSNorm of the row fused into the kernel, compile/grouping.h), a_slot binds the
 // norm's input: load_a scales each element by the norm's weight and adds its square to the
 // invocation's sum_squares, which the lanes add up beside their products to find the row's scale.
+// With `pointwise_operand`, load_a evaluates the left operand's fused pointwise tree.
 std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                          size_t a_slot, size_t b_slot, const Node* norm) {
+                          size_t a_slot, size_t b_slot, const Node* norm, bool pointwise_operand = false) {
   const Node& mm = graph.node(kernel.anchor);
   const Shape& out = mm.shape;
   const Shape& a_shape = graph.node(mm.inputs[0]).shape;
@@ -131,6 +132,9 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
          << element_reader("load_x", a_slot, kernel.bindings[a_slot].element)
          << "float load_a(uint e) {\n  float x = load_x(e);\n  sum_squares += x * x;\n  return x * "
          << writer.load(norm->inputs[1], "e % K") << ";\n}\n";
+  } else if (pointwise_operand) {
+    // The left operand's pointwise tree, at the operand's flat index (a_slot is unused).
+    text << writer.function("load_a", mm.inputs[0], a_shape) << "\n";
   } else {
     text << element_reader("load_a", a_slot, kernel.bindings[a_slot].element);
   }
@@ -211,11 +215,17 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const bool split = kernel.split_k > 1;
 
   ExpressionWriter writer(graph, kernel);
-  // A fused RMSNorm of the left operand (GEMV only): its input is what the kernel reads.
-  const Node* norm = std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0]) ? &a : nullptr;
-  if (norm != nullptr && (norm->op != Op::rms_norm || kernel.local_size[1] != 1)) {
-    throw Error(std::string("codegen: a matmul kernel computes only an RMSNorm of its row, in the GEMV form; got ") +
-                op_name(norm->op));
+  // A left operand computed in the kernel (GEMV only, compile/grouping.h): an RMSNorm, whose input
+  // the kernel reads, or a pointwise tree evaluated per element.
+  const bool computed = std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0]);
+  if (computed && kernel.local_size[1] != 1) {
+    throw Error(std::string("codegen: a matmul kernel computes its left operand (") + op_name(a.op) +
+                ") only in the GEMV form");
+  }
+  const Node* norm = computed && a.op == Op::rms_norm ? &a : nullptr;
+  if (computed && norm == nullptr) {
+    const size_t b_slot = writer.binding_of(mm.inputs[1]);
+    return generate_gemv(graph, kernel, writer, b_slot, b_slot, nullptr, true);
   }
   const size_t a_slot = writer.binding_of(norm != nullptr ? norm->inputs[0] : mm.inputs[0]);
   const size_t b_slot = writer.binding_of(mm.inputs[1]);

@@ -71,12 +71,14 @@ bool rotates_on_load(const Node& consumer, int32_t producer) {
 
 }  // namespace
 
-bool normalizes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer) {
+bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer) {
   if (consumer.op != Op::matmul && consumer.op != Op::linear) return false;
-  const Node& norm = graph.node(producer);
-  if (norm.op != Op::rms_norm || consumer.inputs[0] != producer || consumer.inputs[1] == producer) return false;
+  const Node& operand = graph.node(producer);
+  const bool norm = operand.op == Op::rms_norm;
+  if (!norm && node_role(operand) != NodeRole::pointwise) return false;
+  if (consumer.inputs[0] != producer || consumer.inputs[1] == producer || operand.dtype != DType::f32) return false;
   if (consumer.attrs.transpose_a || !consumer.attrs.transpose_b || consumer.shape.size() < 2) return false;
-  return consumer.shape[consumer.shape.size() - 2] == 1 && norm.dtype == DType::f32;
+  return consumer.shape[consumer.shape.size() - 2] == 1;
 }
 
 namespace {
@@ -194,7 +196,10 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
           const bool into_pointwise_tree = consumer_pointwise && group.archetype != Archetype::gather;
           const bool into_reduction_prologue =
               group.archetype == Archetype::reduction && (consumer_pointwise || consumer == group.anchor);
-          if ((into_pointwise_tree && group.archetype != Archetype::reduction) || into_reduction_prologue) {
+          const bool into_gemv_prologue =
+              group.anchor == consumer && computes_gemv_operand(graph, nodes[consumer], id);
+          if ((into_pointwise_tree && group.archetype != Archetype::reduction) || into_reduction_prologue ||
+              into_gemv_prologue) {
             join = target;
           }
         } else if ((role[id] == NodeRole::matmul || nodes[id].op == Op::group_norm) && consumer_pointwise &&
@@ -204,8 +209,8 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
         } else if (nodes[id].op == Op::rope && group.anchor == consumer && rotates_on_load(nodes[consumer], id)) {
           join = target;
           rope_prologue = true;
-        } else if (group.anchor == consumer && normalizes_gemv_operand(graph, nodes[consumer], id)) {
-          join = target;  // a reduction joining: the matmul stays the anchor
+        } else if (group.anchor == consumer && computes_gemv_operand(graph, nodes[consumer], id)) {
+          join = target;  // a prologue: the matmul stays the anchor
         }
       }
     }

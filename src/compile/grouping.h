@@ -47,10 +47,11 @@ struct Group {
 // `keep`) depend on are scheduled.
 std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference = false);
 
-// A one-row product with weights stored [N, K] (the GEMV form) whose left operand is an RMSNorm
-// read by nothing else computes the norm as it loads the row: every column's invocations read the
-// whole row anyway, so each also sums its squares (a decode step's 61 norms need no kernels).
-bool normalizes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer);
+// A one-row product with weights stored [N, K] (the GEMV form) whose left operand is an RMSNorm or
+// a pointwise op read by nothing else computes that operand as it loads the row: every column's
+// invocations read the whole row anyway, so for a norm each also sums its squares, and a pointwise
+// op (a SwiGLU) is evaluated per element. A decode step's norms and SwiGLUs need no kernels.
+bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer);
 
 // True for nodes that share their first input's storage instead of computing anything: reshapes,
 // same-type casts, stop_gradient, inference dropout, and permutes that keep the elements' order

@@ -1,7 +1,8 @@
-// An RMSNorm read only by a one-row product with weights stored [N, K] is computed inside that
-// product's GEMV kernel (compile/grouping.h: normalizes_gemv_operand): which graphs fuse, and the
-// fused kernel against the CPU reference with a bias and activation epilogue, batches, rows that
-// are not a multiple of the 32 lanes, and 16-bit weights read in pairs and in 16-byte runs.
+// An RMSNorm or a pointwise op (a SwiGLU) read only by a one-row product with weights stored
+// [N, K] is computed inside that product's GEMV kernel (compile/grouping.h: computes_gemv_operand):
+// which graphs fuse, and the fused kernels against the CPU reference with a bias and activation
+// epilogue, batches, rows that are not a multiple of the 32 lanes, and 16-bit weights read in pairs
+// and in 16-byte runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@ namespace {
 struct Fused {
   size_t kernels = 0;
   bool norm_in_gemv = false;
+  bool pointwise_in_gemv = false;
 };
 
 Fused plan_of(const Graph& graph, DType storage = DType::f32) {
@@ -25,9 +27,14 @@ Fused plan_of(const Graph& graph, DType storage = DType::f32) {
   Fused fused;
   fused.kernels = plan.kernels.size();
   for (const compile::Kernel& kernel : plan.kernels) {
-    bool norm = false;
-    for (int32_t id : kernel.nodes) norm |= plan.graph.node(id).op == Op::rms_norm;
-    fused.norm_in_gemv |= norm && kernel.archetype == compile::Archetype::matmul && kernel.local_size[1] == 1;
+    bool norm = false, swiglu = false;
+    for (int32_t id : kernel.nodes) {
+      norm |= plan.graph.node(id).op == Op::rms_norm;
+      swiglu |= plan.graph.node(id).op == Op::swiglu;
+    }
+    const bool gemv = kernel.archetype == compile::Archetype::matmul && kernel.local_size[1] == 1;
+    fused.norm_in_gemv |= norm && gemv;
+    fused.pointwise_in_gemv |= swiglu && gemv;
   }
   return fused;
 }
@@ -45,6 +52,19 @@ Graph normed_row(int64_t batch, int64_t k, int64_t n, bool linear) {
   } else {
     g.set_outputs({g.matmul(h, w, false, true)});
   }
+  return g;
+}
+
+// A transformer MLP for one token as decoding runs it: gate and up in one product over stacked
+// weights, SwiGLU of the two halves, the down projection plus the residual.
+Graph swiglu_mlp(int64_t batch, int64_t width, int64_t hidden) {
+  Graph g;
+  Tensor x = g.input("x", {batch, 1, width});
+  Tensor gate_up = g.parameter("gate_up", {2 * hidden, width}, Init::normal(0.0, 0.3));
+  Tensor down = g.parameter("down", {width, hidden}, Init::normal(0.0, 0.3));
+  Tensor both = g.matmul(x, gate_up, false, true);
+  Tensor act = g.swiglu(g.slice(both, 2, 0, hidden), g.slice(both, 2, hidden, 2 * hidden));
+  g.set_outputs({g.matmul(act, down, false, true) + x});
   return g;
 }
 
@@ -69,7 +89,7 @@ double gemv_error(const Graph& graph, DType storage, uint32_t seed) {
   return testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
 }
 
-TEST(GemvNorm, OnlyOneRowProductsOfAPrivateNormFuse) {
+TEST(GemvPrologue, OnlyOneRowProductsOfAPrivateNormFuse) {
   EXPECT_TRUE(plan_of(normed_row(1, 96, 70, false)).norm_in_gemv);
   EXPECT_EQ(plan_of(normed_row(1, 96, 70, false)).kernels, 2u);  // x · 3, then the norm inside the GEMV
   EXPECT_TRUE(plan_of(normed_row(3, 96, 70, true)).norm_in_gemv);  // batched rows, bias + relu epilogue
@@ -93,7 +113,7 @@ TEST(GemvNorm, OnlyOneRowProductsOfAPrivateNormFuse) {
   EXPECT_FALSE(plan_of(plain).norm_in_gemv);
 }
 
-TEST(GemvNorm, FusedKernelMatchesTheReference) {
+TEST(GemvPrologue, FusedKernelMatchesTheReference) {
   struct Case {
     int64_t batch, k, n;
     bool linear;
@@ -109,6 +129,26 @@ TEST(GemvNorm, FusedKernelMatchesTheReference) {
     const std::string which = "batch " + std::to_string(c.batch) + ", K " + std::to_string(c.k) + ", " +
                               dtype_name(c.storage) + " weights";
     EXPECT_LT(gemv_error(graph, c.storage, static_cast<uint32_t>(c.k + c.n)), 1e-5) << which;
+  }
+}
+
+TEST(GemvPrologue, SwigluComputedAsTheDownProjectionLoadsItsRow) {
+  const Fused fused = plan_of(swiglu_mlp(1, 96, 64));
+  EXPECT_TRUE(fused.pointwise_in_gemv);
+  EXPECT_EQ(fused.kernels, 2u);  // gate|up, then SwiGLU + down + residual
+  // Several rows: the SwiGLU keeps its own kernel.
+  EXPECT_FALSE(plan_of(swiglu_mlp(1, 96, 64)).norm_in_gemv);
+  Graph rows;
+  Tensor a = rows.input("a", {3, 64});
+  Tensor b = rows.input("b", {3, 64});
+  rows.set_outputs({rows.matmul(rows.swiglu(a, b), rows.parameter("w", {40, 64}), false, true)});
+  EXPECT_FALSE(plan_of(rows).pointwise_in_gemv);
+  for (DType storage : {DType::f32, DType::f16}) {
+    for (int64_t batch : {1, 2}) {
+      const Graph graph = swiglu_mlp(batch, 96, 80);
+      EXPECT_LT(gemv_error(graph, storage, static_cast<uint32_t>(7 + batch)), 1e-5)
+          << "batch " << batch << ", " << dtype_name(storage) << " weights";
+    }
   }
 }
 
