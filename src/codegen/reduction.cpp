@@ -124,26 +124,60 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
     out << "  result.data[row] = " << store_type << "(acc);\n}\n";
     return out.str();
   }
+  // Long rows split over several workgroups (compile::reduction_row_split): workgroup `row` takes
+  // run `chunk` of row `row / SPLIT`.
+  const uint32_t split = compile::reduction_row_split(graph, node);
+  const std::string split_rows =
+      split > 1 ? "  uint chunk = row % SPLIT;\n  row /= SPLIT;\n" : "";
+  auto split_loop = [&](const AxisSplit& s) {
+    return "for (uint t = chunk * " + u(compile::reduction_span) + " + lid; t < min(" + u(s.length) + ", (chunk + 1u) * " +
+           u(compile::reduction_span) + "); t += WG)";
+  };
   switch (node.op) {
     case Op::sum: case Op::mean: case Op::max: case Op::sum_all: case Op::mean_all: {
       const bool all = node.op == Op::sum_all || node.op == Op::mean_all;
       const AxisSplit s = all ? AxisSplit{1, num_elements(x_shape), 1} : split_axis(x_shape, node.attrs.axis);
       const bool is_max = node.op == Op::max;
-      body << row_prelude(s) << "  float acc = " << (is_max ? lowest : "0.0") << ";\n  " << row_loop(s) << " {\n"
+      const std::string combine = is_max ? "workgroup_max(acc)" : "workgroup_sum(acc)";
+      body << split_rows << row_prelude(s) << "  float acc = " << (is_max ? lowest : "0.0") << ";\n  "
+           << (split > 1 ? split_loop(s) : row_loop(s)) << " {\n"
            << "    float x = load0(" << element(s) << ");\n"
            << "    acc = " << (is_max ? "max(acc, x)" : "acc + x") << ";\n  }\n"
-           << "  acc = " << (is_max ? "workgroup_max(acc)" : "workgroup_sum(acc)") << ";\n";
+           << "  acc = " << combine << ";\n";
+      if (split > 1) {
+        // The row's workgroups store their partial results; the last to arrive combines them in order.
+        body << "  if (lid == 0u) partials.data[row * SPLIT + chunk] = acc;\n"
+             << "  if (!arrive_last(row, SPLIT)) return;\n"
+             << "  acc = " << (is_max ? lowest : "0.0") << ";\n"
+             << "  for (uint c = lid; c < SPLIT; c += WG) acc = "
+             << (is_max ? "max(acc, partials.data[row * SPLIT + c])" : "acc + partials.data[row * SPLIT + c]") << ";\n"
+             << "  acc = " << combine << ";\n";
+      }
       if (node.op == Op::mean || node.op == Op::mean_all) body << "  acc /= " << float_literal(s.length) << ";\n";
       body << "  if (lid == 0u) result.data[row] = " << store_type << "(acc);\n";
       break;
     }
     case Op::argmax: {
       const AxisSplit s = split_axis(x_shape, node.attrs.axis);
-      body << row_prelude(s) << "  float best = " << lowest << ";\n  uint best_index = 0xffffffffu;\n  "
-           << row_loop(s) << " {\n    float x = load0(" << element(s) << ");\n"
+      body << split_rows << row_prelude(s) << "  float best = " << lowest << ";\n  uint best_index = 0xffffffffu;\n  "
+           << (split > 1 ? split_loop(s) : row_loop(s)) << " {\n    float x = load0(" << element(s) << ");\n"
            << "    if (best_index == 0xffffffffu || x > best) { best = x; best_index = t; }\n  }\n"
-           << "  uint index = workgroup_argmax(best, best_index);\n"
-           << "  if (lid == 0u) result.data[row] = " << store_type << "(index);\n";
+           << "  uint index = workgroup_argmax(best, best_index);\n";
+      if (split > 1) {
+        // Each workgroup's winner (value and index); the last to arrive takes the best of them, the
+        // first index on ties (chunks are in index order).
+        body << "  if (lid == 0u) {\n    uint t = index;\n"
+             << "    partials.data[2u * (row * SPLIT + chunk)] = load0(" << element(s) << ");\n"
+             << "    partials.data[2u * (row * SPLIT + chunk) + 1u] = uintBitsToFloat(index);\n  }\n"
+             << "  if (!arrive_last(row, SPLIT)) return;\n"
+             << "  best = " << lowest << ";\n  best_index = 0xffffffffu;\n"
+             << "  for (uint c = lid; c < SPLIT; c += WG) {\n"
+             << "    float x = partials.data[2u * (row * SPLIT + c)];\n"
+             << "    uint at = floatBitsToUint(partials.data[2u * (row * SPLIT + c) + 1u]);\n"
+             << "    if (best_index == 0xffffffffu || x > best) { best = x; best_index = at; }\n  }\n"
+             << "  index = workgroup_argmax(best, best_index);\n";
+      }
+      body << "  if (lid == 0u) result.data[row] = " << store_type << "(index);\n";
       break;
     }
     case Op::softmax: case Op::log_softmax: {
@@ -301,7 +335,9 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
   }
   std::ostringstream out;
   out << shader_header(graph, kernel) << (kernel.arrival_counters > 0 ? arrival_declarations(kernel) : "")
-      << "const uint WG = " << kernel.local_size[0] << "u;\n\n" << math_helpers()
+      << "const uint WG = " << kernel.local_size[0] << "u;\n"
+      << (split > 1 ? "const uint SPLIT = " + std::to_string(split) + "u;  // workgroups per row\n" : "") << "\n"
+      << math_helpers()
       << workgroup_reductions() << functions.str() << "void main() {\n"
       << "  uint row = " << linear_workgroup_index() << ";\n"
       << "  uint lid = gl_LocalInvocationID.x;\n"

@@ -128,6 +128,12 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
 // to finish adding up the rows' losses; fewer classes take one workgroup, an invocation per row.
 bool cross_entropy_loss_by_rows(const Graph& graph, const Node& node);
 
+// Workgroups each row of a sum/mean/max/argmax reduction is split over (1: one workgroup per row).
+// Few long rows (a vocabulary's logits) are split in runs of reduction_span terms; each workgroup
+// stores its partial result and the last of a row's workgroups to arrive combines them in order.
+uint32_t reduction_row_split(const Graph& graph, const Node& node);
+constexpr uint64_t reduction_span = 2048;
+
 // Whether a sum/mean/max reduction runs one invocation per row (many short rows) rather than a
 // workgroup per row.
 bool reduces_rows_serially(const Graph& graph, const Node& node);
