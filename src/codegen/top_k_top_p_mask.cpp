@@ -1,4 +1,5 @@
-// The top-k / top-p sampling filter: one workgroup per row. Both thresholds are found exactly by
+// The top-k / top-p sampling filter: workgroups of 2048 mask entries each (compile sets PARTS per
+// row), every one finding its row's thresholds. Both thresholds are found exactly by
 // bisection over an order-preserving uint key of the float values (32 steps each), every step one
 // pass over the row and a shared-memory reduction, so no sort and no scratch memory are needed.
 #include <sstream>
@@ -30,6 +31,7 @@ std::string generate_top_k_top_p_mask(const Graph& graph, const compile::Kernel&
       << "const uint L = " << kernel.local_size[0] << "u, V = " << uint_literal(V) << ", ROWS = " << uint_literal(rows)
       << ";\n"
       << "const uint WG = L;\n"
+      << "const uint PARTS = " << kernel.register_tile[0] << "u;  // workgroups per row, 2048 mask entries each\n"
       << workgroup_reductions()
       << R"(
 // Larger floats get larger keys (negative ones have their bits flipped).
@@ -39,8 +41,9 @@ uint order_key(float v) {
 }
 
 void main() {
-  uint row = )" << linear_workgroup_index() << R"(;
-  if (row >= ROWS) return;
+  uint wg = )" << linear_workgroup_index() << R"(;
+  if (wg >= ROWS * PARTS) return;
+  uint row = wg / PARTS, part = wg % PARTS;
   uint lid = gl_LocalInvocationID.x;
   uint base = row * V;
   int k = )" << int_scalar_read(graph, kernel, node, 1) << R"(;
@@ -86,7 +89,7 @@ void main() {
   }
 
   uint threshold = max(kth, nucleus);
-  for (uint e = lid; e < V; e += L) {
+  for (uint e = part * 2048u + lid; e < min(V, part * 2048u + 2048u); e += L) {
     bool kept = order_key(float(XB.data[base + e])) >= threshold;
     result.data[base + e] = )" << element_type(node.dtype) << R"((kept ? 0.0 : -1.0e30);
   }

@@ -72,7 +72,8 @@ struct Kernel {
   std::array<uint32_t, 2> register_tile = {1, 1};  // matmul, conv: outputs per thread (rows, cols);
                                                   // attention: keys, queries per shared-memory tile;
                                                   // reduction: rows per workgroup (1: a workgroup
-                                                  // per row; more: one invocation per row)
+                                                  // per row; more: one invocation per row);
+                                                  // top_k_top_p_mask: workgroups per row
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
   // matmul: the cooperative-matrix form (f16 operands, f32 accumulation; compile/cooperative_matmul.h).
   bool cooperative_matrix = false;

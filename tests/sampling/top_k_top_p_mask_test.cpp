@@ -54,10 +54,12 @@ TEST(TopKTopPMask, ReferenceKeepsTheSmallestNucleusAfterTopK) {
 }
 
 TEST(TopKTopPMask, GpuMatchesReferenceOnRandomLogits) {
-  const int64_t rows = 3, V = 1000;
-  for (bool small : {false, true})
-    for (auto [k, p] : std::vector<std::pair<int, double>>{{0, 1.0}, {5, 1.0}, {1, 1.0}, {0, 0.9}, {50, 0.7},
-                                                             {2000, 0.95}, {3, 0.2}}) {
+  // Rows of 1000 (one workgroup each) and of 5000 (three, each writing its run of 2048 entries).
+  const int64_t rows = 3;
+  const std::vector<std::pair<int, double>> limits{{0, 1.0}, {5, 1.0}, {1, 1.0}, {0, 0.9}, {50, 0.7}, {2000, 0.95}, {3, 0.2}};
+  const std::vector<std::pair<int64_t, bool>> widths{{1000, false}, {1000, true}, {5000, false}};  // V, small caps
+  for (const auto& [V, small] : widths)
+    for (auto [k, p] : limits) {
       Graph g;
       const Tensor x = g.input("x", {rows, V});
       g.set_outputs({g.top_k_top_p_mask(x, g.input("k", {1}, DType::i32), g.input("p", {1}))});
@@ -73,7 +75,7 @@ TEST(TopKTopPMask, GpuMatchesReferenceOnRandomLogits) {
       EXPECT_GE(kept, static_cast<size_t>(rows)) << "every row keeps its largest value";
       std::string summary;
       const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
-      EXPECT_LE(errors.at(0), 1e-6) << "k=" << k << " p=" << p << " small=" << small << "\n" << summary;
+      EXPECT_LE(errors.at(0), 1e-6) << "V=" << V << " k=" << k << " p=" << p << " small=" << small << "\n" << summary;
     }
 }
 
