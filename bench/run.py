@@ -31,6 +31,7 @@ WORKLOADS = {
     "build_session_warm": "bench_mlp",
     "gemm_f32": "bench_matmul",
     "gemm_f16": "bench_matmul",
+    "gemv_smollm2": "bench_matmul",
     "attention_smollm2_s128": "bench_attention",
     "attention_smollm2_s1024": "bench_attention",
     "conv2d_sd_unet": "bench_conv",

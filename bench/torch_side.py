@@ -114,6 +114,22 @@ def gemm(dtype, name):
     emit(name, 2 * n ** 3 / ms / 1e9, "TFLOP/s")
 
 
+def gemv_smollm2():
+    """SmolLM2-135M's linear shapes for one token (x [1, K] times weights [N, K] transposed), f32: the
+    weight bytes of one decode step over the summed kernel times, as bench_matmul reports them."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    shapes = [(576, 576, 60), (192, 576, 60), (1536, 576, 60), (576, 1536, 30), (49152, 576, 1)]
+    step_bytes = step_ms = 0.0
+    for n, k, count in shapes:
+        x = torch.randn(1, k, device=DEV)
+        w = torch.randn(n, k, device=DEV)
+        ms = gpu_ms(lambda: torch.matmul(x, w.t()), warmup=5, runs=50)
+        step_bytes += 4.0 * n * k * count
+        step_ms += ms * count
+    emit("gemv_smollm2", step_bytes / (step_ms * 1e-3) / 1e12, "TB/s",
+         f"one decode step of weights: {step_ms * 1e3:.1f} us (CUDA events around each product)")
+
+
 def attention(name, seq):
     """SmolLM2-135M attention, causal, f32: scaled_dot_product_attention forward + backward."""
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -148,6 +164,8 @@ def main(names):
         gemm(torch.float32, "gemm_f32")
     if "gemm_f16" in names:
         gemm(torch.float16, "gemm_f16")
+    if "gemv_smollm2" in names:
+        gemv_smollm2()
     if "attention_smollm2_s128" in names:
         attention("attention_smollm2_s128", 128)
     if "attention_smollm2_s1024" in names:
