@@ -95,9 +95,9 @@ std::string store_outputs(uint32_t reg, const std::string& batch_stride) {
   return text.str();
 }
 
-// One row (M = 1) times B stored [N, K] (transpose_b): each group of 32 invocations computes one
-// output column; its lanes stride along the weight row (consecutive addresses) and their partial
-// sums meet in shared memory.
+// One row (M = 1) times B stored [N, K] (transpose_b): each group of LANES invocations (32, or one
+// subgroup) computes one output column; its lanes stride along the weight row (consecutive
+// addresses) and their partial sums meet through subgroupAdd or in shared memory.
 // With `norm` (an RMSNorm of the row fused into the kernel, compile/grouping.h), a_slot binds the
 // norm's input: load_a scales each element by the norm's weight and adds its square to the
 // invocation's sum_squares, which the lanes add up beside their products to find the row's scale.
@@ -121,14 +121,21 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   const bool octets = b_element != compile::ElementStorage::bits32 && k % 8 == 0;
   const bool pairs = b_element != compile::ElementStorage::bits32 && k % 2 == 0 && !octets;
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
+  const uint32_t lanes = kernel.register_tile[0];
+  const bool subgroup_sum = kernel.register_tile[1] == 1;
+  std::string header = shader_header(graph, kernel);
+  if (subgroup_sum) {
+    header.insert(header.find('\n', header.find("#version")) + 1, "#extension GL_KHR_shader_subgroup_arithmetic : require\n");
+  }
   std::ostringstream text;
-  text << shader_header(graph, kernel) << math_helpers()
+  text << header << math_helpers()
        << "const uint LOCAL = " << local << "u;\n"
-       << "const uint COLUMNS = LOCAL / 32u;  // output columns per workgroup, 32 invocations each\n"
+       << "const uint LANES = " << lanes << "u;  // invocations per output column" << (subgroup_sum ? ", one subgroup" : "")
+       << "\nconst uint COLUMNS = LOCAL / LANES;  // output columns per workgroup\n"
        << "const uint N = " << u(n) << ", K = " << u(k) << ";\n\n"
-       << "shared float partial[LOCAL];\n\n";
+       << (subgroup_sum ? "" : "shared float partial[LOCAL];\n\n");
   if (norm != nullptr) {
-    text << "shared float partial_squares[LOCAL];\nfloat sum_squares = 0.0;\n"
+    text << (subgroup_sum ? "" : "shared float partial_squares[LOCAL];\n") << "float sum_squares = 0.0;\n"
          << element_reader("load_x", a_slot, kernel.bindings[a_slot].element)
          << "float load_a(uint e) {\n  float x = load_x(e);\n  sum_squares += x * x;\n  return x * "
          << writer.load(norm->inputs[1], "e % K") << ";\n}\n";
@@ -147,13 +154,15 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
        // With one row, A's element (0, kk) sits at kk whether A is transposed or not.
        << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(k) << ";\n"
        << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
-       << "  uint lid = gl_LocalInvocationID.x, lane = lid % 32u;\n"
-       << "  uint col = gl_WorkGroupID.x * COLUMNS + lid / 32u;\n"
+       // A subgroup's invocations are its lanes whatever their local indices.
+       << (subgroup_sum ? "  uint lane = gl_SubgroupInvocationID;\n  uint col = gl_WorkGroupID.x * COLUMNS + gl_SubgroupID;\n"
+                        : "  uint lid = gl_LocalInvocationID.x, lane = lid % LANES;\n"
+                          "  uint col = gl_WorkGroupID.x * COLUMNS + lid / LANES;\n")
        << "  float sum = 0.0;\n"
        << "  if (col < N) {\n";
   if (octets) {
     text << "    uint row_octet = (b_base + col * K) / 8u;\n"
-         << "    for (uint p = lane; p < K / 8u; p += 32u) {\n"
+         << "    for (uint p = lane; p < K / 8u; p += LANES) {\n"
          << "      uint q = 4u * (row_octet + p);\n"
          << "      uvec4 w = uvec4(in" << b_slot << ".data[q], in" << b_slot << ".data[q + 1u], in" << b_slot
          << ".data[q + 2u], in" << b_slot << ".data[q + 3u]);\n"
@@ -163,31 +172,36 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
          << "    }\n";
   } else if (pairs) {
     text << "    uint row_word = (b_base + col * K) / 2u;\n"
-         << "    for (uint p = lane; p < K / 2u; p += 32u) {\n"
+         << "    for (uint p = lane; p < K / 2u; p += LANES) {\n"
          << "      vec2 w = load_b_pair(row_word + p);\n"
          << "      sum += load_a(a_base + 2u * p) * w.x + load_a(a_base + 2u * p + 1u) * w.y;\n"
          << "    }\n";
   } else {
-    text << "    for (uint kk = lane; kk < K; kk += 32u) sum += load_a(a_base + kk) * load_b(b_base + col * K + kk);\n";
+    text << "    for (uint kk = lane; kk < K; kk += LANES) sum += load_a(a_base + kk) * load_b(b_base + col * K + kk);\n";
   }
   const bool normed = norm != nullptr;
-  text << "  }\n"
-       << "  partial[lid] = sum;\n"
-       << (normed ? "  partial_squares[lid] = sum_squares;\n" : "")
-       << "  barrier();\n"
-       << "  for (uint stride = 16u; stride > 0u; stride >>= 1u) {\n"
-       << "    if (lane < stride) partial[lid] += partial[lid + stride];\n"
-       << (normed ? "    if (lane < stride) partial_squares[lid] += partial_squares[lid + stride];\n" : "")
-       << "    barrier();\n"
-       << "  }\n"
-       << "  if (lane == 0u && col < N) {\n"
+  text << "  }\n";
+  if (subgroup_sum) {
+    text << "  float total = subgroupAdd(sum);\n" << (normed ? "  float squares = subgroupAdd(sum_squares);\n" : "");
+  } else {
+    text << "  partial[lid] = sum;\n"
+         << (normed ? "  partial_squares[lid] = sum_squares;\n" : "")
+         << "  barrier();\n"
+         << "  for (uint stride = LANES / 2u; stride > 0u; stride >>= 1u) {\n"
+         << "    if (lane < stride) partial[lid] += partial[lid + stride];\n"
+         << (normed ? "    if (lane < stride) partial_squares[lid] += partial_squares[lid + stride];\n" : "")
+         << "    barrier();\n"
+         << "  }\n"
+         << "  float total = partial[lid];\n" << (normed ? "  float squares = partial_squares[lid];\n" : "");
+  }
+  text << "  if (lane == 0u && col < N) {\n"
        << "    uint i = batch * N + col;\n";
   if (normed) {
-    text << "    float scale = inversesqrt(partial_squares[lid] / " << float_literal(static_cast<double>(k)) << " + "
+    text << "    float scale = inversesqrt(squares / " << float_literal(static_cast<double>(k)) << " + "
          << float_literal(norm->attrs.eps) << ");\n"
-         << "    result.data[i] = epilogue(i, product(i, partial[lid] * scale));\n";
+         << "    result.data[i] = epilogue(i, product(i, total * scale));\n";
   } else {
-    text << "    result.data[i] = epilogue(i, product(i, partial[lid]));\n";
+    text << "    result.data[i] = epilogue(i, product(i, total));\n";
   }
   text << "  }\n"
        << "}\n";

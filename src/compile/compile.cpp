@@ -194,13 +194,20 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       // invocations per output column read its weight row with contiguous loads and add up their
       // partial sums, so every weight is read once, coalesced, instead of by a 16×16 tile of which
       // one row of invocations would work.
+      // With subgroup sums on a device whose subgroups have one fixed size of at most 32, a column's
+      // lanes are one subgroup and add up with subgroupAdd instead of a shared-memory tree and its
+      // five barriers (register_tile: lanes per column, 1 when they sum as a subgroup).
       const uint32_t gemv_local = std::min<uint32_t>(256, floor_pow2(caps.max_workgroup_invocations));
+      const bool subgroup_sum = caps.supports_subgroup_arithmetic && caps.min_subgroup_size == caps.max_subgroup_size &&
+                                caps.subgroup_size == caps.min_subgroup_size && caps.subgroup_size >= 4 &&
+                                caps.subgroup_size <= 32 && (caps.subgroup_size & (caps.subgroup_size - 1)) == 0;
+      const uint32_t lanes = subgroup_sum ? caps.subgroup_size : 32;
       if (m == 1 && mm.attrs.transpose_b && gemv_local >= 32 && caps.max_workgroup_size[0] >= gemv_local &&
-          ceil_div(static_cast<uint64_t>(n), gemv_local / 32) <= caps.max_compute_workgroup_count[0] &&
+          ceil_div(static_cast<uint64_t>(n), gemv_local / lanes) <= caps.max_compute_workgroup_count[0] &&
           static_cast<uint64_t>(batch) <= caps.max_compute_workgroup_count[2]) {
         kernel.local_size = {gemv_local, 1, 1};
-        kernel.register_tile = {1, 1};
-        kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), gemv_local / 32), 1, static_cast<uint32_t>(batch)};
+        kernel.register_tile = {lanes, subgroup_sum ? 1u : 0u};
+        kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), gemv_local / lanes), 1, static_cast<uint32_t>(batch)};
         break;
       }
       // Only the GEMV form computes a fused RMSNorm of its row (compile/grouping.h).

@@ -191,6 +191,42 @@ TEST(MatmulGemv, BatchedTokensAgainstSharedWeightsWithResidual) {
   EXPECT_LT(outcome.error, 1e-5);
 }
 
+TEST(MatmulGemv, SubgroupSumsAndSharedMemorySumsBothMatch) {
+  // A column's lanes add up with subgroupAdd where the device has subgroup arithmetic with one fixed
+  // subgroup size (lavapipe: 8 lanes a column), else through shared memory (32 lanes).
+  Graph g;
+  Tensor x = g.input("x", {2, 1, 300});
+  Tensor w = g.input("w", {70, 300});
+  Tensor gain = g.input("gain", {300});
+  g.set_outputs({g.relu(g.matmul(g.rms_norm(x, gain), w, false, true))});
+  const auto feeds = kernel_tests::random_inputs(g, 40);
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(g, feeds, reference_options);
+  for (bool subgroups : {true, false}) {
+    compile::DeviceCaps caps = kernel_tests::test_caps(false);
+    if (!subgroups) caps.supports_subgroup_arithmetic = false;
+    SessionOptions options;
+    options.optimize = false;
+    Session session = runtime::build_session_for_caps(g, options, caps, false);
+    const compile::Kernel* gemv = nullptr;
+    for (const auto& kernel : session.impl().plan.kernels) {
+      if (kernel.archetype == compile::Archetype::matmul) gemv = &kernel;
+    }
+    ASSERT_NE(gemv, nullptr);
+    ASSERT_EQ(gemv->local_size[1], 1u);
+    const bool expect_subgroup = subgroups && caps.supports_subgroup_arithmetic &&
+                                 caps.min_subgroup_size == caps.max_subgroup_size && caps.subgroup_size <= 32;
+    EXPECT_EQ(gemv->register_tile[1], expect_subgroup ? 1u : 0u) << "subgroups " << subgroups;
+    EXPECT_EQ(gemv->register_tile[0], expect_subgroup ? caps.subgroup_size : 32u);
+    kernel_tests::apply(session, g, feeds);
+    kernel_tests::poison(session);
+    session.run();
+    EXPECT_LT(testing_support::relative_error(session.read_output(0), expected[g.outputs()[0]]), 1e-5)
+        << "subgroups " << subgroups;
+  }
+}
+
 TEST(MatmulGemv, SmallWorkgroupsAndUntransposedWeightsKeepTheirForms) {
   const Outcome small = run_matmul(batched_matmul(2, 1, 45, 70, false, true), true, 18);
   EXPECT_TRUE(small.gemv);  // 64 invocations: two columns per workgroup
