@@ -66,19 +66,12 @@ TEST_P(AttentionKernelTest, ForwardAndGradientsMatchReference) {
   const auto feeds = kernel_tests::random_inputs(g, 7, {{"offset", c.offset}});
   std::string summary;
   const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
-  const char* names[] = {"attention", "lse", "dq", "dk", "dv"};
-  ASSERT_EQ(errors.size(), 5u);
-  for (size_t k = 0; k < errors.size(); ++k) {
-    EXPECT_LE(errors[k], k < 2 ? 2e-6 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
-  }
-}
-
-std::string case_name(const ::testing::TestParamInfo<std::tuple<AttentionCase, bool>>& info) {
-  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
+  kernel_tests::expect_attention_errors(errors, c.name, summary, 2e-6, 2e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, AttentionKernelTest,
-                         ::testing::Combine(::testing::ValuesIn(attention_cases()), ::testing::Bool()), case_name);
+                         ::testing::Combine(::testing::ValuesIn(attention_cases()), ::testing::Bool()),
+                         kernel_tests::case_and_caps_name<AttentionCase>);
 
 TEST(AttentionKernel, MaskedOutRowGivesZerosAndZeroGradients) {
   // Every key of query row 0 masked with -inf: the row's output and gradients are zeros, not NaN.

@@ -63,12 +63,8 @@ TEST_P(ConvKernelTest, ForwardAndGradientsMatchReference) {
   for (size_t k = 0; k < errors.size(); ++k) EXPECT_LE(errors[k], 1e-5) << c.name << " " << names[k] << "\n" << summary;
 }
 
-std::string conv_name(const ::testing::TestParamInfo<std::tuple<ConvCase, bool>>& info) {
-  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
-}
-
 INSTANTIATE_TEST_SUITE_P(Conv, ConvKernelTest, ::testing::Combine(::testing::ValuesIn(conv_cases()), ::testing::Bool()),
-                         conv_name);
+                         kernel_tests::case_and_caps_name<ConvCase>);
 
 TEST(PoolKernel, PoolingUpsamplingAndTheirGradientsMatchReference) {
   Graph g;

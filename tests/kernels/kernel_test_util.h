@@ -92,4 +92,21 @@ inline std::vector<double> output_errors(const Graph& graph, const reference::Fe
   return errors;
 }
 
+// The five outputs of an attention forward + backward graph (out, lse, dq, dk, dv): the forward
+// two within forward_limit, the gradients within gradient_limit.
+inline void expect_attention_errors(const std::vector<double>& errors, const std::string& what,
+                                    const std::string& summary, double forward_limit, double gradient_limit) {
+  const char* names[] = {"attention", "lse", "dq", "dk", "dv"};
+  ASSERT_EQ(errors.size(), 5u);
+  for (size_t k = 0; k < errors.size(); ++k) {
+    EXPECT_LE(errors[k], k < 2 ? forward_limit : gradient_limit) << what << " " << names[k] << "\n" << summary;
+  }
+}
+
+// Test names for cases run with the CI device's limits and with small ones: "<case>[_small_caps]".
+template <typename Case>
+std::string case_and_caps_name(const ::testing::TestParamInfo<std::tuple<Case, bool>>& info) {
+  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
+}
+
 }  // namespace meganeura::kernel_tests

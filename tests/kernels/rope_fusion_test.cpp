@@ -81,19 +81,12 @@ TEST_P(RopeFusionTest, AttentionRotatesItsOperandsAndMatchesReference) {
   std::string summary;
   const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
   EXPECT_NE(summary.find("rope+rope+attention "), std::string::npos) << summary;
-  const char* names[] = {"attention", "lse", "dq", "dk", "dv"};
-  ASSERT_EQ(errors.size(), 5u);
-  for (size_t k = 0; k < errors.size(); ++k) {
-    EXPECT_LE(errors[k], k < 2 ? 1e-5 : 2e-5) << c.name << " " << names[k] << "\n" << summary;
-  }
-}
-
-std::string case_name(const ::testing::TestParamInfo<std::tuple<RopeCase, bool>>& info) {
-  return std::get<0>(info.param).name + (std::get<1>(info.param) ? "_small_caps" : "");
+  kernel_tests::expect_attention_errors(errors, c.name, summary, 1e-5, 2e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(RopeFusion, RopeFusionTest,
-                         ::testing::Combine(::testing::ValuesIn(rope_cases()), ::testing::Bool()), case_name);
+                         ::testing::Combine(::testing::ValuesIn(rope_cases()), ::testing::Bool()),
+                         kernel_tests::case_and_caps_name<RopeCase>);
 
 TEST(RopeFusion, OneRopeServesBothOperands) {
   // rope(x) as both q and k of one attention: one consumer, read twice, fused once.
