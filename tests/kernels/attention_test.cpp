@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "kernels/kernel_test_util.h"
-#include "meganeura/autodiff.h"
 
 namespace meganeura {
 namespace {
@@ -115,13 +114,7 @@ TEST(AttentionKernel, TrainingGradientsThroughAutodiff) {
   Tensor v = g.parameter("v", {1, 2, 9, 32}, Init::uniform(-1, 1));
   Tensor w = g.input("w", {1, 4, 9, 32});
   g.set_outputs({g.sum_all(g.attention(q, k, v, {.causal = true}) * w)});
-  const auto feeds = kernel_tests::random_inputs(g, 5);
-  const GradientGraph d = differentiate(g);
-  SessionOptions options;
-  options.seed = 4;
-  options.optimize = false;
-  options.optimizer = OptimizerSpec::sgd(0.0);
-  Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), true);
+  const Session session = kernel_tests::expect_training_gradients(g, kernel_tests::random_inputs(g, 5), 4, 2e-5);
   // The forward kernel keeps the row log-sum-exp the three gradient kernels read: no kernel of its own.
   size_t forward_with_lse = 0, lse_alone = 0;
   for (const compile::Kernel& kernel : session.impl().plan.kernels) {
@@ -131,17 +124,6 @@ TEST(AttentionKernel, TrainingGradientsThroughAutodiff) {
   }
   EXPECT_EQ(forward_with_lse, 1u) << session.plan_summary();
   EXPECT_EQ(lse_alone, 0u) << session.plan_summary();
-  kernel_tests::apply(session, g, feeds);
-  kernel_tests::poison(session);
-  session.step();
-  reference::Options reference_options;
-  reference_options.training = true;
-  reference_options.seed = 4;  // parameters start from the same initial values as the Session's
-  const auto expected = reference::run(d.graph, feeds, reference_options);
-  for (const std::string& name : d.parameters) {
-    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), 2e-5)
-        << name;
-  }
 }
 
 }  // namespace

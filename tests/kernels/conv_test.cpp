@@ -1,7 +1,6 @@
 // Convolution (implicit GEMM, both gradients), pooling, upsampling, group norm and rope kernels
 // against the CPU reference, on odd shapes that cross the tiles, under the real caps and small ones.
 #include "kernels/kernel_test_util.h"
-#include "meganeura/autodiff.h"
 #include "reference/op_examples.h"
 
 namespace meganeura {
@@ -133,24 +132,7 @@ TEST(ConvKernel, TrainingGradientsThroughAutodiff) {
   const Conv2dOptions options{.stride = {2, 1}, .padding = {1, 1}, .groups = 2};
   Tensor y = g.max_pool2d(g.conv2d(x, w, options), {.kernel = {2, 2}, .stride = {1, 1}});
   g.set_outputs({g.sum_all(y * g.input("weights", y.shape()))});
-  const auto feeds = kernel_tests::random_inputs(g, 2);
-  const GradientGraph d = differentiate(g);
-  SessionOptions session_options;
-  session_options.seed = 6;
-  session_options.optimize = false;
-  session_options.optimizer = OptimizerSpec::sgd(0.0);
-  Session session = runtime::build_session_for_caps(g, session_options, kernel_tests::test_caps(false), true);
-  kernel_tests::apply(session, g, feeds);
-  kernel_tests::poison(session);
-  session.step();
-  reference::Options reference_options;
-  reference_options.training = true;
-  reference_options.seed = 6;
-  const auto expected = reference::run(d.graph, feeds, reference_options);
-  for (const std::string& name : d.parameters) {
-    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), 1e-5)
-        << name;
-  }
+  kernel_tests::expect_training_gradients(g, kernel_tests::random_inputs(g, 2), 6, 1e-5);
 }
 
 TEST(OpKernels, EveryOpExampleMatchesReference) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gpu/transfer.h"
+#include "meganeura/autodiff.h"
 #include "meganeura/reference.h"
 #include "runtime/session_impl.h"
 #include "session/session_test_util.h"
@@ -90,6 +91,31 @@ inline std::vector<double> output_errors(const Graph& graph, const reference::Fe
     errors.push_back(testing_support::relative_error(session.read_output(k), expected[graph.outputs()[k]]));
   }
   return errors;
+}
+
+// One training step of `graph` (unoptimized, SGD at learning rate 0, parameters from `seed`) on the
+// CI device with `feeds`; every parameter's gradient must match the CPU reference run on the
+// differentiated graph within `limit`. Returns the session for checks of its plan.
+inline Session expect_training_gradients(const Graph& graph, const reference::Feeds& feeds, uint64_t seed,
+                                         double limit) {
+  const GradientGraph d = differentiate(graph);
+  SessionOptions options;
+  options.seed = seed;
+  options.optimize = false;
+  options.optimizer = OptimizerSpec::sgd(0.0);
+  Session session = runtime::build_session_for_caps(graph, options, test_caps(false), true);
+  apply(session, graph, feeds);
+  poison(session);
+  session.step();
+  reference::Options reference_options;
+  reference_options.training = true;
+  reference_options.seed = seed;  // parameters start from the same initial values as the session's
+  const auto expected = reference::run(d.graph, feeds, reference_options);
+  for (const std::string& name : d.parameters) {
+    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), limit)
+        << name;
+  }
+  return session;
 }
 
 // The five outputs of an attention forward + backward graph (out, lse, dq, dk, dv): the forward

@@ -5,7 +5,6 @@
 
 #include "compile/plan.h"
 #include "kernels/kernel_test_util.h"
-#include "meganeura/autodiff.h"
 #include "meganeura/models/smollm2.h"
 
 namespace meganeura {
@@ -173,26 +172,8 @@ TEST(RopeFusion, TrainingKeepsRopesTheBackwardReads) {
   Tensor w = g.input("w", {1, 2, 6, 16});
   Tensor start = g.scalar(0.0, DType::i32);
   g.set_outputs({g.sum_all(g.attention(g.rope(xq, start), g.rope(xk, start), v, {.causal = true}) * w)});
-  const auto feeds = kernel_tests::random_inputs(g, 14);
-  const GradientGraph d = differentiate(g);
-  SessionOptions options;
-  options.seed = 6;
-  options.optimize = false;
-  options.optimizer = OptimizerSpec::sgd(0.0);
-  Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), true);
-  const compile::Plan& plan = session.impl().plan;
-  EXPECT_EQ(count_kernels(plan, "rope"), 2u) << plan.summary();
-  kernel_tests::apply(session, g, feeds);
-  kernel_tests::poison(session);
-  session.step();
-  reference::Options reference_options;
-  reference_options.training = true;
-  reference_options.seed = 6;
-  const auto expected = reference::run(d.graph, feeds, reference_options);
-  for (const std::string& name : d.parameters) {
-    EXPECT_LE(testing_support::relative_error(session.read_gradient(name), expected[d.gradients.at(name)]), 2e-5)
-        << name;
-  }
+  const Session session = kernel_tests::expect_training_gradients(g, kernel_tests::random_inputs(g, 14), 6, 2e-5);
+  EXPECT_EQ(count_kernels(session.impl().plan, "rope"), 2u) << session.plan_summary();
 }
 
 }  // namespace
