@@ -32,7 +32,7 @@ std::string wide_tile_accumulators(int halves) {
 
 std::string wide_tile_multiply(int halves) {
   std::ostringstream text;
-  text << "    for (uint kk = 0u; kk < BK; ++kk) {\n";
+  text << "    [[unroll]] for (uint kk = 0u; kk < BK; ++kk) {\n";
   for (int h = 0; h < halves; ++h) {
     text << "      vec4 a" << h << " = As[stage][kk][" << 16 * h << "u + ty], b" << h << " = Bs[stage][kk][" << 16 * h
          << "u + tx];\n";
@@ -71,12 +71,15 @@ std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::st
        << "    { " << stash_a << " } \\\n    { " << stash_b << " } }\n"
        << "  FETCH();\n  STASH(0u);\n  barrier();\n"
        << "  uint stage = 0u;\n"
+       // Fetch and stash stay unconditional: past k_end a fetch reads zeros (or terms of the next
+       // split, still inside K) into a stage nobody reads. Behind a branch the loads may be moved
+       // down to the stash, and the slice then waits for them (H100: gemm_f32 36.1 -> 37.1 TFLOP/s,
+       // MLP step 0.172 -> 0.166 ms).
        << "  for (; k0 < " << k_end << "; ) {\n"
-       << "    bool more = k0 + BK < " << k_end << ";\n"
        << "    k0 += BK;\n"
-       << "    if (more) FETCH();\n"
+       << "    FETCH();\n"
        << wide_tile_multiply(halves)
-       << "    if (more) STASH(stage ^ 1u);\n"
+       << "    STASH(stage ^ 1u);\n"
        << "    barrier();\n"
        << "    stage ^= 1u;\n"
        << "  }\n";

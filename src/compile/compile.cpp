@@ -228,6 +228,13 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       const uint64_t tiles64 = static_cast<uint64_t>((m + 63) / 64) * static_cast<uint64_t>((n + 63) / 64) *
                                static_cast<uint64_t>(batch);
       if (side == 16 && reg == 4 && tiles64 < 64) reg = 2u;
+      // A short K (< 64: a classifier's gradient back through its few classes) leaves nothing to
+      // split and little to compute per output: the product is bound by its stores and by how many
+      // workgroups share them, so 32×32 tiles up to 256 of 64×64 (an H100 MLP step 0.166 -> 0.163 ms
+      // for 256×1024 outputs over K = 10).
+      const Shape& a_shape = graph.node(mm.inputs[0]).shape;
+      const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back());
+      if (side == 16 && reg == 4 && k < 64 && tiles64 < 256) reg = 2u;
       while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
       // Large products: 128×128 tiles of 8×8 outputs per invocation (codegen/matmul_wide.cpp, two
       // shared stages of 8×128 floats per operand) where they still make 256 workgroups.
@@ -249,8 +256,6 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       // terms. On an H100 a 256×1024×1024 product took 75 µs as 64 tiles; the MLP step of such
       // layers went 0.325 -> 0.183 ms aiming at 256 workgroups, 0.175 ms at 512 (splitting 208
       // tiles in two instead made it slower, 0.197 ms).
-      const Shape& a_shape = graph.node(mm.inputs[0]).shape;
-      const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back());
       const uint64_t tiles = static_cast<uint64_t>(kernel.workgroups[0]) * kernel.workgroups[1] * kernel.workgroups[2];
       if (tiles < 128) {
         uint32_t split = static_cast<uint32_t>(std::min<uint64_t>(ceil_div(512, tiles), k / 64));

@@ -62,10 +62,11 @@ Graph batched_matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bo
 }
 
 TEST(MatmulTiles, FourByFourEveryTransposeWithPartialTiles) {
-  // 130×129 leaves partial 64-tiles and K = 37 a partial slice; 8 batches make 72 tiles (4×4 needs 64).
+  // 130×129 leaves partial 64-tiles and K = 69 a partial slice; 8 batches make 72 tiles (4×4 needs 64,
+  // and K of 64 or more).
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
-      const Outcome outcome = run_matmul(batched_matmul(8, 130, 129, 37, ta, tb), false, 11);
+      const Outcome outcome = run_matmul(batched_matmul(8, 130, 129, 69, ta, tb), false, 11);
       const std::string which = std::string("ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
       EXPECT_EQ(outcome.register_tile[0], 4u) << which;
       EXPECT_LT(outcome.error, 1e-5) << which;
@@ -92,6 +93,17 @@ TEST(MatmulTiles, WideTilesEveryTransposeWithPartialTilesAndEpilogue) {
   const Outcome outcome = run_matmul(g, false, 22);
   EXPECT_EQ(outcome.register_tile[0], 8u);
   EXPECT_LT(outcome.error, 1e-5);
+}
+
+TEST(MatmulTiles, ShortKTakesTwoByTwoTiles) {
+  // 256×1024 outputs over K = 10 (a classifier's gradient back through its classes): 64 tiles of
+  // 64×64 would be enough for 4×4, but a K this short gains from 4× the workgroups.
+  for (bool tb : {false, true}) {
+    const Outcome outcome = run_matmul(batched_matmul(1, 256, 1024, 10, false, tb), false, 15);
+    EXPECT_EQ(outcome.register_tile[0], 2u) << "tb=" << tb;
+    EXPECT_EQ(outcome.split_k, 1u) << "tb=" << tb;
+    EXPECT_LT(outcome.error, 1e-5) << "tb=" << tb;
+  }
 }
 
 TEST(MatmulTiles, ScalarPathForSmallOutputs) {
