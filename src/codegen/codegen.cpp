@@ -13,7 +13,23 @@
 
 namespace meganeura::codegen {
 
+bool supports_store_function(const Graph& graph, const compile::Kernel& kernel) {
+  if (graph.node(kernel.root).dtype != DType::f32 || kernel.refresh) return false;
+  switch (kernel.archetype) {
+    case compile::Archetype::matmul: return !kernel.cooperative_matrix;
+    case compile::Archetype::reduction: {
+      const Op op = graph.node(kernel.anchor).op;
+      return op == Op::sum || op == Op::mean || op == Op::sum_all || op == Op::mean_all;
+    }
+    default: return false;
+  }
+}
+
 std::string generate(const Graph& graph, const compile::Kernel& kernel, const compile::DeviceCaps&) {
+  if (!kernel.store_function.empty() && !supports_store_function(graph, kernel)) {
+    throw Error("codegen: kernel \"" + kernel.label + "\" cannot store through a store function; check "
+                "codegen::supports_store_function first");
+  }
   // Device caps reach the shader through the kernel's workgroup and tile sizes, chosen by compile.
   switch (kernel.archetype) {
     case compile::Archetype::pointwise: return generate_pointwise(graph, kernel);

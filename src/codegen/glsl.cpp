@@ -56,7 +56,10 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
     out << "layout(std430, set = 0, binding = " << i << ") readonly buffer Input" << i << " { "
         << (packed ? "uint" : element_type(graph.node(kernel.inputs[i]).dtype)) << " data[]; } in" << i << ";\n";
   }
-  out << "layout(std430, set = 0, binding = " << kernel.inputs.size() << ") writeonly buffer Result { "
+  // A store function updates buffers of its own beside the result; `restrict` lets the compiler
+  // issue an output's loads before the previous outputs' stores have gone out.
+  out << "layout(std430, set = 0, binding = " << kernel.inputs.size() << ") "
+      << (kernel.store_function.empty() ? "" : "restrict ") << "writeonly buffer Result { "
       << element_type(graph.node(kernel.root).dtype) << " data[]; } result;\n";
   // Further outputs: result1, result2, … (compile::Kernel::extra_outputs).
   for (size_t e = 0; e < kernel.extra_outputs.size(); ++e) {
@@ -64,8 +67,13 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
         << e + 1 << " { " << element_type(graph.node(kernel.extra_outputs[e]).dtype) << " data[]; } result" << e + 1
         << ";\n";
   }
-  out << "\n";
+  out << "\n" << kernel.store_function;
   return out.str();
+}
+
+std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value) {
+  if (kernel.store_function.empty()) return "result.data[" + index + "] = " + value + ";";
+  return "store_result(" + index + ", " + value + ");";
 }
 
 std::string arrival_declarations(const compile::Kernel& kernel) {

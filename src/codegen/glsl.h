@@ -27,6 +27,9 @@ std::vector<int64_t> strides_of(const Shape& shape);
 // "#version 450", the workgroup size and the storage-buffer declarations: binding i is `in<i>`
 // (element type from the input's dtype), the last is `result`.
 std::string shader_header(const Graph& graph, const compile::Kernel& kernel);
+// The GLSL statement storing `value` as element `index` of the root: `result.data[index] = value;`,
+// or a call of the kernel's store function (compile::Kernel::store_function) when it has one.
+std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value);
 
 // For kernels with arrival counters (compile::Kernel::arrival_counters): the `partials` (float) and
 // `arrivals` (uint) buffers, both coherent, and GLSL `bool arrive_last(uint counter, uint expected)`:

@@ -81,14 +81,15 @@ std::string multiply_accumulate(uint32_t reg) {
 }
 
 // Each output through the epilogue, skipping those past the matrix edge.
-std::string store_outputs(uint32_t reg, const std::string& batch_stride) {
+std::string store_outputs(const compile::Kernel& kernel, uint32_t reg, const std::string& batch_stride) {
   std::ostringstream text;
   for (uint32_t r = 0; r < reg; ++r) {
     text << "  if (row0 + ly + " << r << "u * SIDE < M) {\n    uint row = row0 + ly + " << r << "u * SIDE;\n";
     for (uint32_t c = 0; c < reg; ++c) {
       text << "    if (col0 + lx + " << c << "u * SIDE < N) { uint i = batch * " << batch_stride
-           << " + row * N + col0 + lx + " << c << "u * SIDE; result.data[i] = epilogue(i, product(i, acc_" << r << "_"
-           << c << ")); }\n";
+           << " + row * N + col0 + lx + " << c << "u * SIDE; "
+           << store_output(kernel, "i", "epilogue(i, product(i, acc_" + std::to_string(r) + "_" + std::to_string(c) + "))")
+           << " }\n";
     }
     text << "  }\n";
   }
@@ -199,9 +200,9 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   if (normed) {
     text << "    float scale = inversesqrt(squares / " << float_literal(static_cast<double>(k)) << " + "
          << float_literal(norm->attrs.eps) << ");\n"
-         << "    result.data[i] = epilogue(i, product(i, total * scale));\n";
+         << "    " << store_output(kernel, "i", "epilogue(i, product(i, total * scale))") << "\n";
   } else {
-    text << "    result.data[i] = epilogue(i, product(i, total));\n";
+    text << "    " << store_output(kernel, "i", "epilogue(i, product(i, total))") << "\n";
   }
   text << "  }\n"
        << "}\n";
@@ -292,7 +293,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "    barrier();\n"
            << "  }\n"
            << (split ? split_k_fixup(kernel, accumulator_names(reg)) : "")
-           << store_outputs(reg, u(m * n))
+           << store_outputs(kernel, reg, u(m * n))
            << "}\n";
   return out_text.str();
 }

@@ -151,8 +151,11 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
        << (split ? split_k_fixup(kernel, wide_tile_values(halves)) : "")
        << wide_tile_rows(halves,
                          [&](int r, int j) {
-                           return "{ uint i = batch * " + u(m * n) + " + row * N + col; result.data[i] = epilogue(i, "
-                                  "product(i, acc_" + std::to_string(r) + "_" + std::to_string(j) + "[c])); }";
+                           return "{ uint i = batch * " + u(m * n) + " + row * N + col; " +
+                                  store_output(kernel, "i",
+                                               "epilogue(i, product(i, acc_" + std::to_string(r) + "_" +
+                                                   std::to_string(j) + "[c]))") +
+                                  " }";
                          })
        << "}\n";
   return text.str();

@@ -18,28 +18,32 @@ const char* hyper_constants() {
 
 }  // namespace
 
-std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size) {
-  const uint32_t state = optimizer_state_buffers(spec);
+namespace {
+
+// Bindings of the update from `first`: the parameter, the hyperparameters, then the state buffers.
+std::string update_bindings(const OptimizerSpec& spec, uint32_t parameter, uint32_t hyper) {
   std::ostringstream out;
-  out << "#version 450\nlayout(local_size_x = " << local_size << ") in;\n\n"
-      << "layout(std430, set = 0, binding = 0) buffer Parameter { float data[]; } parameter;\n"
-      << "layout(std430, set = 0, binding = 1) readonly buffer Gradient { float data[]; } gradient;\n"
-      << "layout(std430, set = 0, binding = 2) readonly buffer Hyperparameters { float data[]; } hyper;\n";
-  for (uint32_t s = 0; s < state; ++s) {
-    out << "layout(std430, set = 0, binding = " << 3 + s << ") buffer State" << s << " { float data[]; } state" << s
-        << ";\n";
+  // Nothing else is bound to the parameter or its state (restrict: see fused_update_store).
+  out << "layout(std430, set = 0, binding = " << parameter << ") restrict buffer Parameter { float data[]; } parameter;\n"
+      << "layout(std430, set = 0, binding = " << hyper << ") restrict readonly buffer Hyperparameters { float data[]; } hyper;\n";
+  for (uint32_t s = 0; s < optimizer_state_buffers(spec); ++s) {
+    out << "layout(std430, set = 0, binding = " << hyper + 1 + s << ") restrict buffer State" << s << " { float data[]; } state"
+        << s << ";\n";
   }
-  out << "layout(push_constant) uniform Size { uint count; uint row_width; } size;\n\n" << hyper_constants() << "\n"
-      << "void main() {\n"
-      << "  uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * size.row_width;\n"
-      << "  if (i >= size.count) return;\n"
-      << "  float lr = hyper.data[LEARNING_RATE];\n"
+  return out.str();
+}
+
+// Statements that apply gradient `g` (a float variable, scaled here by hyper[GRAD_SCALE]) to element
+// i of the parameter and its state. Expects the constants of hyper_constants().
+std::string update_statements(const OptimizerSpec& spec) {
+  std::ostringstream out;
+  out << "  float lr = hyper.data[LEARNING_RATE];\n"
       << "  float p = parameter.data[i];\n"
-      << "  float g = gradient.data[i] * hyper.data[GRAD_SCALE];\n";
+      << "  g *= hyper.data[GRAD_SCALE];\n";
   switch (spec.kind) {
     case OptimizerSpec::Kind::sgd:
       out << "  g += hyper.data[WEIGHT_DECAY] * p;\n";
-      if (state == 1) {
+      if (optimizer_state_buffers(spec) == 1) {
         out << "  float velocity = hyper.data[MOMENTUM] * state0.data[i] + g;  // PyTorch's form (no dampening)\n"
             << "  state0.data[i] = velocity;\n  g = velocity;\n";
       }
@@ -61,7 +65,31 @@ std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size) {
           << "  parameter.data[i] = p - lr * m_hat / (sqrt(v_hat) + hyper.data[EPS]);\n";
       break;
   }
-  out << "}\n";
+  return out.str();
+}
+
+}  // namespace
+
+std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size) {
+  std::ostringstream out;
+  out << "#version 450\nlayout(local_size_x = " << local_size << ") in;\n\n"
+      << "layout(std430, set = 0, binding = 1) readonly buffer Gradient { float data[]; } gradient;\n"
+      << update_bindings(spec, 0, 2)
+      << "layout(push_constant) uniform Size { uint count; uint row_width; } size;\n\n" << hyper_constants() << "\n"
+      << "void main() {\n"
+      << "  uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * size.row_width;\n"
+      << "  if (i >= size.count) return;\n"
+      << "  float g = gradient.data[i];\n"
+      << update_statements(spec) << "}\n";
+  return out.str();
+}
+
+std::string fused_update_store(const OptimizerSpec& spec, uint32_t first_binding) {
+  std::ostringstream out;
+  out << update_bindings(spec, first_binding, first_binding + 1) << hyper_constants()
+      << "void store_result(uint i, float g) {\n"
+      << "  result.data[i] = g;\n"
+      << update_statements(spec) << "}\n\n";
   return out.str();
 }
 

@@ -35,6 +35,10 @@ enum Hyper : uint32_t {
 uint32_t optimizer_state_buffers(const OptimizerSpec& spec);
 
 std::string optimizer_update(const OptimizerSpec& spec, uint32_t local_size);
+// The same update folded into the kernel that computes the gradient (compile::Kernel::store_function):
+// `void store_result(uint i, float g)` stores gradient element i and updates parameter element i.
+// Bindings from first_binding: the parameter, the hyperparameters, then the state buffers.
+std::string fused_update_store(const OptimizerSpec& spec, uint32_t first_binding);
 // One invocation: hyper[step] += 1 and the beta powers advance.
 std::string optimizer_step_counter();
 // One workgroup sums the squares of one gradient into partials[slot]; bindings 0 gradient,

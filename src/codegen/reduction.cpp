@@ -121,7 +121,7 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
         << "    float x = load0(" << element(s) << ");\n"
         << "    acc = " << (is_max ? "max(acc, x)" : "acc + x") << ";\n  }\n";
     if (node.op == Op::mean) out << "  acc /= " << float_literal(s.length) << ";\n";
-    out << "  result.data[row] = " << store_type << "(acc);\n}\n";
+    out << "  " << store_output(kernel, "row", store_type + "(acc)") << "\n}\n";
     return out.str();
   }
   // Long rows split over several workgroups (compile::reduction_row_split): workgroup `row` takes
@@ -154,7 +154,7 @@ std::string generate_reduction(const Graph& graph, const compile::Kernel& kernel
              << "  acc = " << combine << ";\n";
       }
       if (node.op == Op::mean || node.op == Op::mean_all) body << "  acc /= " << float_literal(s.length) << ";\n";
-      body << "  if (lid == 0u) result.data[row] = " << store_type << "(acc);\n";
+      body << "  if (lid == 0u) " << store_output(kernel, "row", store_type + "(acc)") << "\n";
       break;
     }
     case Op::argmax: {

@@ -93,6 +93,10 @@ struct Kernel {
   // so the session runs it when parameters change instead of every step; its root has a buffer of
   // its own (BufferKind::derived).
   bool refresh = false;
+  // GLSL defining `void store_result(uint i, float v)`, declared after the bindings: when set, the
+  // root's elements are stored through it (the runtime folds a parameter's update into the kernel
+  // computing its gradient this way; codegen::supports_store_function says which kernels can).
+  std::string store_function;
   std::string label;  // "matmul+add+relu (fc1)": ops and names of what it fuses, for traces
 };
 

@@ -60,9 +60,18 @@ struct Session::Impl {
     std::string label;
     bool barrier_before = false;
     bool at_step_start = false;  // recorded before the first kernel (the step counter: nothing there reads it)
+    bool fused_into_step = false;  // the whole step runs it inside the gradient's kernel (see fused_kernels)
   };
   std::vector<Dispatch> optimizer_dispatches;
   std::vector<std::unique_ptr<gpu::DescriptorSet>> optimizer_sets;
+  // Plan kernels that, in the whole step, also update a parameter (runtime/fused_update.h): the
+  // variant's pipeline and bindings by kernel index. compute_gradients keeps the plain kernels.
+  struct FusedKernel {
+    gpu::Pipeline* pipeline = nullptr;
+    std::unique_ptr<gpu::DescriptorSet> set;
+    std::string label;
+  };
+  std::map<size_t, FusedKernel> fused_kernels;
 
   // Inference: the plan's refresh kernels (derived copies such as stacked weights), replayed before
   // a step when the parameters changed since the last refresh. The generation counts parameter
