@@ -25,21 +25,33 @@ std::string format_bytes(uint64_t bytes) {
 namespace {
 
 const char* kind_name(MemoryKind kind) {
-  return kind == MemoryKind::DeviceLocal ? "device-local" : "host-visible";
+  switch (kind) {
+    case MemoryKind::DeviceLocal: return "device-local";
+    case MemoryKind::HostVisible: return "host-visible";
+    case MemoryKind::HostWritable: return "host-writable device-local";
+  }
+  return "?";
 }
 
 // Picks the memory type: device-local prefers memory the host cannot see (the fastest on discrete
-// GPUs); host-visible needs coherent memory and prefers cached (fast readback).
-int find_memory_type(const VkPhysicalDeviceMemoryProperties& memory, uint32_t allowed, MemoryKind kind) {
+// GPUs); host-visible needs coherent memory and prefers cached (fast readback); host-writable
+// prefers device-local memory that is also host-visible and coherent, in a heap of at least
+// `size` bytes.
+int find_memory_type(const VkPhysicalDeviceMemoryProperties& memory, uint32_t allowed, MemoryKind kind,
+                     uint64_t size) {
   int best = -1;
   int best_score = -1;
   for (uint32_t i = 0; i < memory.memoryTypeCount; ++i) {
     if (!(allowed & (1u << i))) continue;
     const VkMemoryPropertyFlags flags = memory.memoryTypes[i].propertyFlags;
     int score = 0;
+    const VkMemoryPropertyFlags mappable = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
     if (kind == MemoryKind::DeviceLocal) {
       if (!(flags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)) continue;
       score = (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) ? 1 : 2;
+    } else if (kind == MemoryKind::HostWritable) {
+      if (!(flags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT)) continue;
+      score = (flags & mappable) == mappable && memory.memoryHeaps[memory.memoryTypes[i].heapIndex].size >= size ? 2 : 1;
     } else {
       const VkMemoryPropertyFlags needed = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
       if ((flags & needed) != needed) continue;
@@ -63,9 +75,8 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
   uint64_t largest_heap = 0;
   for (uint32_t i = 0; i < memory_properties.memoryTypeCount; ++i) {
     const auto flags = memory_properties.memoryTypes[i].propertyFlags;
-    const bool fits_kind = kind == MemoryKind::DeviceLocal
-                               ? (flags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) != 0
-                               : (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) != 0;
+    const bool fits_kind = kind == MemoryKind::HostVisible ? (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) != 0
+                                                           : (flags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) != 0;
     if (fits_kind) {
       largest_heap = std::max(largest_heap, memory_properties.memoryHeaps[memory_properties.memoryTypes[i].heapIndex].size);
     }
@@ -91,7 +102,7 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
   check(vkCreateBuffer(device, &info, nullptr, &out.buffer), "vkCreateBuffer");
   VkMemoryRequirements requirements;
   vkGetBufferMemoryRequirements(device, out.buffer, &requirements);
-  const int type = find_memory_type(memory_properties, requirements.memoryTypeBits, kind);
+  int type = find_memory_type(memory_properties, requirements.memoryTypeBits, kind, requirements.size);
   if (type < 0) {
     vkDestroyBuffer(device, out.buffer, nullptr);
     throw Error("cannot create " + what + ": \"" + summary.name + "\" offers no suitable memory type");
@@ -106,7 +117,16 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
   auto dedicated = vk_struct<VkMemoryDedicatedAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO);
   dedicated.buffer = out.buffer;
   if (device_api_version >= VK_API_VERSION_1_1) alloc.pNext = &dedicated;
-  const VkResult allocated = vkAllocateMemory(device, &alloc, nullptr, &out.memory);
+  VkResult allocated = vkAllocateMemory(device, &alloc, nullptr, &out.memory);
+  if (kind == MemoryKind::HostWritable && allocated != VK_SUCCESS) {
+    // The host-visible window is small and shared; plain device memory does the same job slower.
+    const int plain = find_memory_type(memory_properties, requirements.memoryTypeBits, MemoryKind::DeviceLocal, 0);
+    if (plain >= 0 && plain != type) {
+      type = plain;
+      alloc.memoryTypeIndex = uint32_t(type);
+      allocated = vkAllocateMemory(device, &alloc, nullptr, &out.memory);
+    }
+  }
   if (allocated != VK_SUCCESS) {
     vkDestroyBuffer(device, out.buffer, nullptr);
     const uint64_t heap = memory_properties.memoryHeaps[memory_properties.memoryTypes[type].heapIndex].size;
@@ -118,7 +138,7 @@ NativeBuffer NativeContext::create_buffer(uint64_t size, MemoryKind kind, const 
     check(allocated, "vkAllocateMemory");
   }
   VkResult bound = vkBindBufferMemory(device, out.buffer, out.memory, 0);
-  const bool may_map = kind == MemoryKind::HostVisible || map_device_local_memory;
+  const bool may_map = kind != MemoryKind::DeviceLocal || map_device_local_memory;
   if (bound == VK_SUCCESS && may_map && (memory_properties.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
       (memory_properties.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT)) {
     bound = vkMapMemory(device, out.memory, 0, VK_WHOLE_SIZE, 0, &out.mapped);

@@ -23,6 +23,10 @@ struct NativeBuffer;  // VkBuffer + VkDeviceMemory; see gpu/native.h
 enum class MemoryKind {
   DeviceLocal,  // fastest for shaders; may or may not be visible to the host
   HostVisible,  // mapped, coherent, cached where possible: staging, readback, small shared state
+  // Device-local memory the host can write directly (a discrete GPU's PCIe window), mapped, where
+  // the device offers it and it has room; plain device-local otherwise. For a step's inputs and
+  // small outputs: they then move by memcpy instead of a copy on the queue and a fence wait.
+  HostWritable,
 };
 
 class Buffer {

@@ -38,6 +38,18 @@ TEST(GpuMemory, UploadAndDownloadRoundTripInEveryKind) {
   auto context = Context::shared();
   round_trip(Buffer(context, 4096 * 4, MemoryKind::HostVisible, "host-visible"));
   round_trip(Buffer(context, 4096 * 4, MemoryKind::DeviceLocal, "device-local"));
+  round_trip(Buffer(context, 4096 * 4, MemoryKind::HostWritable, "host-writable"));
+}
+
+TEST(GpuMemory, HostWritableMemoryIsMappedWherePlainDeviceMemoryIsNot) {
+  // As on a discrete GPU: device-local memory unmapped, but the device also offers device-local
+  // memory the host can see (lavapipe: all of it), which host-writable buffers take and map.
+  auto context = std::make_shared<Context>(ContextOptions{.map_device_local_memory = false});
+  Buffer plain(context, 4096 * 4, MemoryKind::DeviceLocal, "plain");
+  Buffer writable(context, 4096 * 4, MemoryKind::HostWritable, "writable");
+  EXPECT_EQ(plain.mapped(), nullptr);
+  EXPECT_NE(writable.mapped(), nullptr);
+  round_trip(writable);
 }
 
 TEST(GpuMemory, UploadAndDownloadThroughStaging) {
