@@ -148,6 +148,12 @@ class Session {
   void step_n(uint32_t steps); // `steps` replays in one submission (same inputs each time)
   void run();                  // forward only
 
+  // Copies outputs of `source` (a session of this process's device that has run) into inputs of
+  // this one on the GPU, all in one submission: a prefill session hands its KV caches to a decode
+  // session without their values crossing to the host. Pairs are (source output index, input name);
+  // shapes and dtypes must match.
+  void set_inputs_from_outputs(const Session& source, const std::vector<std::pair<size_t, std::string>>& pairs);
+
   std::vector<float> read_output(const std::string& name) const;
   std::vector<float> read_output(size_t index) const;  // i32 outputs are converted to float
   std::vector<int32_t> read_output_i32(size_t index) const;

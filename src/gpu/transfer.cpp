@@ -69,6 +69,45 @@ void download(const Buffer& buffer, uint64_t offset, std::span<std::byte> bytes)
   }
 }
 
+void copy(std::span<const BufferCopy> copies) {
+  if (copies.empty()) return;
+  for (const BufferCopy& c : copies) {
+    check_range(*c.source.buffer, c.source.offset, c.source.resolved_size(), "gpu::copy (source)");
+    check_range(*c.destination.buffer, c.destination.offset, c.destination.resolved_size(), "gpu::copy (destination)");
+    if (c.source.resolved_size() != c.destination.resolved_size()) {
+      throw Error("gpu::copy: " + std::to_string(c.source.resolved_size()) + " bytes from \"" + c.source.buffer->label() +
+                  "\" into " + std::to_string(c.destination.resolved_size()) + " bytes of \"" +
+                  c.destination.buffer->label() + "\"; the ranges must have the same size");
+    }
+    if (&c.source.buffer->context() != &copies[0].source.buffer->context() ||
+        &c.destination.buffer->context() != &copies[0].source.buffer->context()) {
+      throw Error("gpu::copy: \"" + c.source.buffer->label() + "\" and \"" + c.destination.buffer->label() +
+                  "\" belong to different contexts; copy through the host instead");
+    }
+  }
+  NativeContext& n = copies[0].source.buffer->context().native();
+  std::lock_guard lock(n.queue_mutex);
+  n.run_one_shot([&](VkCommandBuffer commands) {
+    // Earlier submissions' writes (a session's step) become visible to the copies.
+    auto from_work = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+    from_work.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    from_work.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &from_work, 0, nullptr, 0, nullptr);
+    for (const BufferCopy& c : copies) {
+      if (c.source.resolved_size() == 0) continue;
+      VkBufferCopy region{c.source.offset, c.destination.offset, c.source.resolved_size()};
+      vkCmdCopyBuffer(commands, c.source.buffer->native().buffer, c.destination.buffer->native().buffer, 1, &region);
+    }
+    // Host reads of mapped destinations see the copies once the fence signals.
+    auto to_host = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+    to_host.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &to_host, 0,
+                         nullptr, 0, nullptr);
+  });
+}
+
 void fill(const Buffer& buffer, uint32_t pattern, uint64_t offset, uint64_t size) {
   if (size == BufferRange::whole) size = buffer.size() - std::min(offset, buffer.size());
   check_range(buffer, offset, size, "gpu::fill");

@@ -24,6 +24,15 @@ namespace meganeura::gpu {
 void upload(const Buffer& buffer, uint64_t offset, std::span<const std::byte> bytes);
 void download(const Buffer& buffer, uint64_t offset, std::span<std::byte> bytes);
 
+// Copies each source range into its destination range (equal sizes, same context) on the GPU, all
+// in one submission, and returns when they are done: values move between buffers without a trip
+// through the host.
+struct BufferCopy {
+  BufferRange source;
+  BufferRange destination;
+};
+void copy(std::span<const BufferCopy> copies);
+
 // Fills the range with a repeated 32-bit pattern (e.g. the bits of NaN, to poison outputs).
 void fill(const Buffer& buffer, uint32_t pattern, uint64_t offset = 0, uint64_t size = BufferRange::whole);
 

@@ -231,6 +231,44 @@ void Session::set_input(const std::string& name, std::span<const int32_t> data) 
   impl_->upload_node(id, std::as_bytes(data));
 }
 
+void Session::set_inputs_from_outputs(const Session& source,
+                                      const std::vector<std::pair<size_t, std::string>>& pairs) {
+  const Graph& g = impl_->plan.graph;
+  const Session::Impl& from = source.impl();
+  std::vector<gpu::BufferCopy> copies;
+  for (const auto& [output, name] : pairs) {
+    const std::string what = "set_inputs_from_outputs(output " + std::to_string(output) + " -> \"" + name + "\")";
+    if (output >= from.user_outputs.size()) {
+      throw Error(what + ": the source session has " + std::to_string(from.user_outputs.size()) + " outputs");
+    }
+    if (!g.contains(name) || g.node(g.find(name)).op != Op::input) throw Error(what + ": no input of that name");
+    const int32_t out_node = from.user_outputs[output], in_node = g.find(name);
+    const Node& out = from.plan.graph.node(out_node);
+    const Node& in = g.node(in_node);
+    if (out.shape != in.shape || out.dtype != in.dtype) {
+      throw Error(what + ": the output is " + dtype_name(out.dtype) + " " + format_shape(out.shape) + ", the input " +
+                  dtype_name(in.dtype) + " " + format_shape(in.shape) + "; they must match");
+    }
+    const compile::Storage& s = from.plan.storage.at(out_node);
+    const compile::Storage& d = impl_->plan.storage.at(in_node);
+    if (s.element != compile::ElementStorage::bits32 || d.element != compile::ElementStorage::bits32 || s.bytes != d.bytes) {
+      throw Error(what + ": the values are stored differently on each side; copy them with read_output and set_input");
+    }
+    copies.push_back({{from.buffers.at(s.buffer).get(), s.offset, s.bytes}, {impl_->buffers.at(d.buffer).get(), d.offset, d.bytes}});
+  }
+  trace::Scope trace_scope("set_inputs_from_outputs", std::to_string(copies.size()) + " copies");
+  if (from.context != impl_->context) {
+    // Sessions of different contexts (devices): through the host.
+    for (const gpu::BufferCopy& c : copies) {
+      std::vector<std::byte> bytes(c.source.size);
+      gpu::download(*c.source.buffer, c.source.offset, bytes);
+      gpu::upload(*c.destination.buffer, c.destination.offset, bytes);
+    }
+    return;
+  }
+  gpu::copy(copies);
+}
+
 void Session::set_parameter(const std::string& name, std::span<const float> data) {
   const int32_t id = impl_->parameter_node(name, "set_parameter");
   const Node& node = impl_->plan.graph.node(id);

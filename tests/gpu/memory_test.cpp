@@ -60,6 +60,29 @@ TEST(GpuMemory, UploadAndDownloadThroughStaging) {
   round_trip(buffer);
 }
 
+TEST(GpuMemory, CopiesBetweenBuffersInOneSubmission) {
+  auto context = std::make_shared<Context>(ContextOptions{.map_device_local_memory = false});
+  Buffer a(context, 64 * 4, MemoryKind::DeviceLocal, "a");
+  Buffer b(context, 64 * 4, MemoryKind::DeviceLocal, "b");
+  Buffer c(context, 32 * 4, MemoryKind::HostVisible, "c");
+  const auto values = random_floats(64, 3);
+  upload(a, 0, std::as_bytes(std::span(values)));
+  fill(b, testing::kPoison);
+  // The second half of a into the first half of b, its first 32 values into c.
+  const BufferCopy copies[] = {{{&a, 128, 128}, {&b, 0, 128}}, {{&a, 0, 128}, {&c, 0, 128}}};
+  copy(copies);
+  std::vector<float> back(64), host(32);
+  download(b, 0, std::as_writable_bytes(std::span(back)));
+  download(c, 0, std::as_writable_bytes(std::span(host)));
+  for (size_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(back[i], values[32 + i]) << i;
+    EXPECT_TRUE(testing::is_poison(back[32 + i])) << i;
+    EXPECT_EQ(host[i], values[i]) << i;
+  }
+  const BufferCopy uneven[] = {{{&a, 0, 128}, {&b, 0, 64}}};
+  EXPECT_THROW(copy(uneven), Error);
+}
+
 TEST(GpuMemory, OutOfRangeTransfersAreErrors) {
   auto context = Context::shared();
   Buffer buffer(context, 64, MemoryKind::HostVisible, "small");

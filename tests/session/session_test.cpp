@@ -207,6 +207,45 @@ TEST(Session, SharedParametersAcrossSessions) {
   }
 }
 
+TEST(Session, OutputsHandedToAnotherSessionsInputsOnTheGpu) {
+  // A "prefill" producing two values (one f32, one i32) and a "decode" consuming them as inputs.
+  Graph first;
+  auto x = first.input("x", {3, 4});
+  first.set_outputs({first.mul(x, first.scalar(2.0)), first.argmax(x, 1)});
+  Graph second;
+  auto z = second.input("z", {3, 4});
+  auto ids = second.input("ids", {3}, DType::i32);
+  second.set_outputs({second.add(z, second.scalar(1.0)), second.cast(ids, DType::f32)});
+  Session producer = build_inference_session(first);
+  Session consumer = build_inference_session(second);
+  const std::vector<float> values = {0.5f, -1, 2, 3, 7, -4, 0.25f, 1, -2, 9, -8, 4};
+  producer.set_input("x", std::span<const float>(values));
+  producer.run();
+  consumer.set_inputs_from_outputs(producer, {{0, "z"}, {1, "ids"}});
+  consumer.run();
+  const std::vector<float> out = consumer.read_output(0);
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_FLOAT_EQ(out[i], 2 * values[i] + 1) << i;
+  EXPECT_EQ(consumer.read_output(1), (std::vector<float>{3, 0, 1}));
+
+  auto expect_error = [&](const std::vector<std::pair<size_t, std::string>>& pairs, const std::string& part) {
+    try {
+      consumer.set_inputs_from_outputs(producer, pairs);
+      FAIL() << "accepted a bad pair; expected an error naming " << part;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_error({{2, "z"}}, "the source session has 2 outputs");
+  expect_error({{0, "nope"}}, "no input of that name");
+  expect_error({{1, "z"}}, "they must match");
+  // A failed call moves nothing: the check of every pair comes before any copy.
+  producer.set_input("x", std::vector<float>(12, 100.0f));
+  producer.run();
+  expect_error({{0, "z"}, {1, "z"}}, "they must match");
+  consumer.run();
+  EXPECT_FLOAT_EQ(consumer.read_output(0)[0], 2 * values[0] + 1);
+}
+
 TEST(Session, ParametersRoundTripThroughSafetensorsAndHalfPrecision) {
   const Graph g = layered_mlp(2);
   Session a = build_inference_session(g, with_fusion(false, true));
