@@ -233,18 +233,22 @@ std::vector<int32_t> Generator::generate_on(Session* custom_prefill, std::span<c
   impl.stats.new_tokens = 1;
   if (!accept(first)) return generated;
 
-  // Hand the caches over once; from here every step stays on the decode session.
+  // Hand the caches over once, on the GPU; from here every step stays on the decode session.
   start = std::chrono::steady_clock::now();
+  std::vector<std::pair<size_t, std::string>> caches;
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
     const size_t output = 2 + 2 * static_cast<size_t>(i);
-    impl.decode.set_input("cache_k." + std::to_string(i), prefill.read_output(output));
-    impl.decode.set_input("cache_v." + std::to_string(i), prefill.read_output(output + 1));
+    caches.emplace_back(output, "cache_k." + std::to_string(i));
+    caches.emplace_back(output + 1, "cache_v." + std::to_string(i));
   }
+  impl.decode.set_inputs_from_outputs(prefill, caches);
   impl.decode.set_input("last", std::span<const int32_t>(std::vector<int32_t>{0}));
   int32_t position = static_cast<int32_t>(length);
   int32_t token = first;
+  // Greedy decoding feeds the same bias and no noise every step: set once.
+  if (greedy) prepare(impl.decode);
   while (true) {
-    prepare(impl.decode);
+    if (!greedy) prepare(impl.decode);
     impl.decode.set_input("input_ids", std::span<const int32_t>(std::vector<int32_t>{token}));
     impl.decode.set_input("offset", std::span<const int32_t>(std::vector<int32_t>{position}));
     impl.decode.run();

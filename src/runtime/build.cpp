@@ -184,12 +184,12 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
       }
     }
     const std::string label = planned.kind == compile::BufferKind::arena ? "arena" : planned.name;
-    // Inputs (a batch, token ids) and small outputs (a loss, a sampled token) in memory the host
+    // Inputs (a batch, token ids) and tiny outputs (a loss, a sampled token) in memory the host
     // maps where the device has such memory: set_input and their reads are then a memcpy, not a
-    // copy on the queue with a fence wait each. Large outputs stay in plain device memory, which the
-    // host reads faster through a staging copy than across the bus.
+    // copy on the queue with a fence wait each. Larger outputs stay in plain device memory: the host
+    // reads write-combined memory across the bus far slower than a staging copy delivers it.
     const bool host_writable = (planned.kind == compile::BufferKind::input && planned.bytes <= (16u << 20)) ||
-                               (planned.kind == compile::BufferKind::output && planned.bytes <= (64u << 10));
+                               (planned.kind == compile::BufferKind::output && planned.bytes <= 4096);
     impl->buffers[i] = std::make_shared<gpu::Buffer>(impl->context, std::max<uint64_t>(planned.bytes, 4),
                                                      host_writable ? gpu::MemoryKind::HostWritable
                                                                    : gpu::MemoryKind::DeviceLocal,
