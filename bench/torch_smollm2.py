@@ -64,6 +64,21 @@ class CompactLlama:
         return self.rms(x[-1:], W["model.norm.weight"]) @ W["model.embed_tokens.weight"].T
 
 
+def _captured_step(model, tok, pos):
+    """One decode step of `model` (token tok at position pos, static tensors) captured as a CUDA
+    graph after a warm-up on a side stream; returns the graph and its argmax output tensor."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            model.forward(tok, pos)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = model.forward(tok, pos).argmax(-1)
+    return graph, out
+
+
 def _generate32(hf, emit):
     torch.backends.cuda.matmul.allow_tf32 = False
     prompt = torch.randint(0, V, (1, 6), device=DEV)
@@ -75,15 +90,7 @@ def _generate32(hf, emit):
     tok = torch.zeros(1, dtype=torch.long, device=DEV)
     pos = torch.zeros(1, dtype=torch.long, device=DEV)
     with torch.no_grad():
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model.forward(tok, pos)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = model.forward(tok, pos).argmax(-1)
+        graph, out = _captured_step(model, tok, pos)
 
         def generate():
             model.kc.zero_()
@@ -110,15 +117,7 @@ def _decode_step(hf, emit):
     tok = torch.full((1,), 17, dtype=torch.long, device=DEV)
     pos = torch.full((1,), 6, dtype=torch.long, device=DEV)
     with torch.no_grad():
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model.forward(tok, pos)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = model.forward(tok, pos).argmax(-1)
+        graph, out = _captured_step(model, tok, pos)
         # The replay must compute what the eager forward does before it is timed.
         expected = model.forward(tok, pos).argmax(-1).item()
         graph.replay()

@@ -12,18 +12,8 @@
 namespace meganeura {
 namespace {
 
+using train_testing::feed_random_batch;
 using train_testing::tiny_mlp;
-
-void feed_random(Session& session, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> x(4 * train_testing::kFeatures);
-  for (float& v : x) v = uniform(rng);
-  std::vector<int32_t> labels(4);
-  for (int32_t& l : labels) l = static_cast<int32_t>(rng() % train_testing::kClasses);
-  session.set_input("x", std::span<const float>(x));
-  session.set_input("labels", std::span<const int32_t>(labels));
-}
 
 // Steps `whole` (fused updates) and `split` (compute_gradients + apply_update) alike and expects
 // the same bits everywhere.
@@ -31,8 +21,8 @@ void expect_same_steps(const Graph& graph, const OptimizerSpec& spec, const std:
   Session whole = build_session(graph, {.seed = 5, .optimizer = spec});
   Session split = build_session(graph, {.seed = 5, .optimizer = spec});
   for (uint32_t step = 0; step < 3; ++step) {
-    feed_random(whole, step);
-    feed_random(split, step);
+    feed_random_batch(whole, step);
+    feed_random_batch(split, step);
     whole.step();
     split.compute_gradients();
     split.apply_update();

@@ -9,25 +9,15 @@
 namespace meganeura {
 namespace {
 
+using train_testing::feed_random_batch;
 using train_testing::tiny_mlp;
-
-void feed_random(Session& session, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> x(4 * 6);
-  for (float& v : x) v = uniform(rng);
-  std::vector<int32_t> labels(4);
-  for (int32_t& l : labels) l = static_cast<int32_t>(rng() % 3);
-  session.set_input("x", std::span<const float>(x));
-  session.set_input("labels", std::span<const int32_t>(labels));
-}
 
 TEST(SessionSplitStep, GradientsThenUpdateEqualsStep) {
   Session whole = build_session(tiny_mlp(4), {.seed = 4, .optimizer = OptimizerSpec::adamw(0.05, 0.1)});
   Session split = build_session(tiny_mlp(4), {.seed = 4, .optimizer = OptimizerSpec::adamw(0.05, 0.1)});
   for (uint32_t step = 0; step < 3; ++step) {
-    feed_random(whole, step);
-    feed_random(split, step);
+    feed_random_batch(whole, step);
+    feed_random_batch(split, step);
     whole.step();
     split.compute_gradients();
     EXPECT_EQ(split.read_gradient("fc1.weight"), whole.read_gradient("fc1.weight"));
@@ -42,7 +32,7 @@ TEST(SessionSplitStep, GradientsThenUpdateEqualsStep) {
 
 TEST(SessionSplitStep, SetGradientReplacesWhatTheUpdateUses) {
   Session session = build_session(tiny_mlp(4), {.seed = 4, .optimizer = OptimizerSpec::sgd(0.5)});
-  feed_random(session, 1);
+  feed_random_batch(session, 1);
   session.compute_gradients();
   const std::vector<float> before = session.read_parameter("fc2.bias");
   session.set_gradient("fc2.bias", std::vector<float>{1.0f, -2.0f, 0.5f});
@@ -58,7 +48,7 @@ TEST(SessionSplitStep, SetGradientReplacesWhatTheUpdateUses) {
 TEST(SessionOptimizerState, RestoredStateContinuesExactly) {
   Session first = build_session(tiny_mlp(4), {.seed = 8, .optimizer = OptimizerSpec::adam(0.03)});
   for (uint32_t step = 0; step < 3; ++step) {
-    feed_random(first, step);
+    feed_random_batch(first, step);
     first.step();
   }
   const auto state = first.read_optimizer_state();
@@ -69,8 +59,8 @@ TEST(SessionOptimizerState, RestoredStateContinuesExactly) {
   Session second = build_session(tiny_mlp(4), {.seed = 99, .optimizer = OptimizerSpec::adam(0.03)});
   for (const std::string& name : first.parameter_names()) second.set_parameter(name, first.read_parameter(name));
   second.write_optimizer_state(state);
-  feed_random(first, 7);
-  feed_random(second, 7);
+  feed_random_batch(first, 7);
+  feed_random_batch(second, 7);
   first.step();
   second.step();
   for (const std::string& name : first.parameter_names()) {
@@ -80,7 +70,7 @@ TEST(SessionOptimizerState, RestoredStateContinuesExactly) {
 
 TEST(SessionOptimizerState, MismatchesAreErrorsThatChangeNothing) {
   Session adam = build_session(tiny_mlp(4), {.seed = 8, .optimizer = OptimizerSpec::adam(0.03)});
-  feed_random(adam, 1);
+  feed_random_batch(adam, 1);
   adam.step();
   const auto saved = adam.read_optimizer_state();
 

@@ -12,6 +12,7 @@
 #include "support/temp_dir.h"
 #include "meganeura/graph.h"
 #include "meganeura/nn.h"
+#include "meganeura/session.h"
 
 namespace meganeura::train_testing {
 
@@ -45,6 +46,18 @@ inline data::Dataset synthetic_dataset(int64_t size, uint32_t seed) {
     dataset.labels.push_back(label);
   }
   return dataset;
+}
+
+// A random batch of 4 for tiny_mlp(4): features in [-1, 1), labels among the classes.
+inline void feed_random_batch(Session& session, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(4 * kFeatures);
+  for (float& v : x) v = uniform(rng);
+  std::vector<int32_t> labels(4);
+  for (int32_t& l : labels) l = static_cast<int32_t>(rng() % kClasses);
+  session.set_input("x", std::span<const float>(x));
+  session.set_input("labels", std::span<const int32_t>(labels));
 }
 
 // x [batch, 6] → relu(fc1, 5) → fc2 → logits [batch, 3]; outputs loss and logits. With dropout > 0
