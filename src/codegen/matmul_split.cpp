@@ -14,7 +14,7 @@ std::string split_k_declarations(const compile::Kernel& kernel, uint64_t k) {
   if (kernel.split_k <= 1) return "";
   std::ostringstream text;
   text << "const uint SPLIT = " << kernel.split_k << "u;  // workgroups per output tile\n"
-       << "const uint K_SPAN = " << uint_literal(compile::split_k_span(k, kernel.split_k)) << ";  // K terms per split\n"
+       << "const uint K_SPAN = " << uint_literal(compile::split_k_span(k, kernel.split_k, compile::split_k_granularity(kernel))) << ";  // K terms per split\n"
        << arrival_declarations(kernel);
   return text.str();
 }

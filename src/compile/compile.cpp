@@ -43,9 +43,14 @@ const char* archetype_name(Archetype archetype) {
   return "?";
 }
 
-uint64_t split_k_span(uint64_t k, uint32_t split) {
-  const uint64_t slices = (k + 15) / 16;
-  return (slices + split - 1) / split * 16;
+uint32_t split_k_granularity(const Kernel& kernel) {
+  // The prefetching tiles step K by 8 (codegen/matmul_wide.cpp), the others by 16 (matmul.cpp).
+  return kernel.local_size[0] == 16 && kernel.register_tile[0] >= 4 ? 8 : 16;
+}
+
+uint64_t split_k_span(uint64_t k, uint32_t split, uint32_t granularity) {
+  const uint64_t slices = (k + granularity - 1) / granularity;
+  return (slices + split - 1) / split * granularity;
 }
 
 uint64_t tensor_bytes(const Shape& shape) { return static_cast<uint64_t>(num_elements(shape)) * 4; }
@@ -259,7 +264,7 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       const uint64_t tiles = static_cast<uint64_t>(kernel.workgroups[0]) * kernel.workgroups[1] * kernel.workgroups[2];
       if (tiles < 128) {
         uint32_t split = static_cast<uint32_t>(std::min<uint64_t>(ceil_div(512, tiles), k / 64));
-        if (split > 1) split = ceil_div(k, split_k_span(k, split));
+        if (split > 1) split = ceil_div(k, split_k_span(k, split, split_k_granularity(kernel)));
         if (split > 1 && static_cast<uint64_t>(kernel.workgroups[2]) * split <= caps.max_compute_workgroup_count[2]) {
           kernel.split_k = split;
           kernel.workgroups[2] *= split;

@@ -143,8 +143,10 @@ constexpr uint64_t reduction_span = 2048;
 // workgroup per row.
 bool reduces_rows_serially(const Graph& graph, const Node& node);
 
-// K terms each workgroup of a split-K matmul sums: K / split rounded up to whole slices of 16.
-uint64_t split_k_span(uint64_t k, uint32_t split);
+// K terms each workgroup of a split-K matmul sums: K / split rounded up to whole slices of the
+// kernel's K step (split_k_granularity: 8 for the prefetching 64×64 and 128×128 tiles, else 16).
+uint32_t split_k_granularity(const Kernel& kernel);
+uint64_t split_k_span(uint64_t k, uint32_t split, uint32_t granularity);
 
 // Elements of `shape` times 4 bytes.
 uint64_t tensor_bytes(const Shape& shape);

@@ -97,8 +97,8 @@ TEST(Compile, PermutesThatKeepTheOrderAreAliases) {
 }
 
 TEST(Compile, SplitKMatmulsBindPartialSumsAndArrivalCounters) {
-  // An MLP layer of 256 rows: 64 tiles of 64×64 over K = 784 split in 7 runs of 112 terms (about
-  // 512 workgroups, 64 terms or more each).
+  // An MLP layer of 256 rows: 64 tiles of 64×64 over K = 784 split in 8 runs of 104 terms (about
+  // 512 workgroups, 64 terms or more each, whole slices of 8).
   Graph g;
   Tensor x = g.input("x", {256, 784});
   Tensor w = g.parameter("w", {1024, 784});
@@ -113,14 +113,16 @@ TEST(Compile, SplitKMatmulsBindPartialSumsAndArrivalCounters) {
   }
   ASSERT_EQ(split.size(), 3u);
   const Kernel& first = *split[0];
-  EXPECT_EQ(first.split_k, 7u);
-  EXPECT_EQ(split_k_span(784, 8), 112u);
-  EXPECT_EQ(first.workgroups, (std::array<uint32_t, 3>{16, 4, 7}));
+  EXPECT_EQ(first.split_k, 8u);
+  EXPECT_EQ(split_k_granularity(first), 8u);
+  EXPECT_EQ(split_k_span(784, 8, 8), 104u);
+  EXPECT_EQ(split_k_span(784, 8, 16), 112u);  // the 16-step tiles: 7 runs would do
+  EXPECT_EQ(first.workgroups, (std::array<uint32_t, 3>{16, 4, 8}));
   ASSERT_EQ(first.bindings.size(), first.inputs.size() + 3);
   const Storage& partials = first.bindings[first.inputs.size() + 1];
   const Storage& arrivals = first.bindings[first.inputs.size() + 2];
   EXPECT_EQ(partials.buffer, plan.arena_buffer);
-  EXPECT_EQ(partials.bytes, 7u * 256 * 1024 * 4);
+  EXPECT_EQ(partials.bytes, 8u * 256 * 1024 * 4);
   EXPECT_EQ(plan.buffers[arrivals.buffer].kind, BufferKind::workspace);
   EXPECT_EQ(arrivals.bytes, 64u * 4);  // one counter per output tile
   // Each kernel counts in its own range: kernels of one stage run at the same time.
