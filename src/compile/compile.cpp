@@ -11,6 +11,7 @@
 #include "compile/memory_plan.h"
 #include "compile/op_kernels.h"
 #include "compile/plan.h"
+#include "compile/schedule.h"
 #include "compile/weight_storage.h"
 #include "meganeura/error.h"
 
@@ -377,6 +378,10 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   }
   groups.erase(std::remove_if(groups.begin(), groups.end(), [&](const Group& g) { return slice_view[g.root]; }),
                groups.end());
+  // Inference: independent kernels side by side, one stage for each depth (SmolLM2's prefill: 456
+  // -> 396 barriers). Training keeps the grouping's order: there it leaves each weight gradient in
+  // the last stage, after every read of the weight, where the update can fold in (runtime/fused_update.h).
+  if (inference) order_by_depth(graph, groups, owner);
   // Inference: kernels computed from parameters and constants alone (weights stacked for a wider
   // matmul) are derived copies with buffers of their own, run when the parameters change.
   std::vector<bool> derived(count, false);
