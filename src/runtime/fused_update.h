@@ -20,4 +20,11 @@ namespace meganeura::runtime {
 // there is none: the update then runs after the backward pass.
 int fusible_gradient_kernel(const compile::Plan& plan, int32_t parameter, int32_t gradient);
 
+// For an update that stays a kernel of its own: the index of the last kernel of the stage after the
+// one computing `gradient`, when no kernel from that stage on reads the parameter. The update can be
+// recorded there, beside the rest of the backward pass, instead of in a stage of its own after it
+// (its moments and the parameter are read and written by nothing else). -1 when there is no such
+// stage: the update then follows the backward pass.
+int early_update_kernel(const compile::Plan& plan, int32_t parameter, int32_t gradient);
+
 }  // namespace meganeura::runtime

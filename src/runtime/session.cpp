@@ -86,6 +86,11 @@ void Session::Impl::record() {
     } else {
       recording->dispatch(*kernel_pipelines[i], *descriptor_sets[i], {}, kernel.workgroups, kernel.label);
     }
+    for (const Dispatch& d : optimizer_dispatches) {
+      if (updates && d.after_kernel == static_cast<int>(i)) {
+        recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
+      }
+    }
   }
   refresh.reset();
   if (!refreshed.empty()) {
@@ -104,7 +109,7 @@ void Session::Impl::record() {
     // The first update recorded waits for the backward pass, whichever updates were folded away.
     bool first = true;
     for (const Dispatch& d : optimizer_dispatches) {
-      if (d.at_step_start || d.fused_into_step) continue;
+      if (d.at_step_start || d.fused_into_step || d.after_kernel >= 0) continue;
       if (d.barrier_before || first) recording->barrier();
       first = false;
       recording->dispatch(*d.pipeline, *d.set, bytes_of(d.push), d.groups, d.label);
@@ -383,6 +388,9 @@ void Session::set_optimizer(const OptimizerSpec& spec) {
     add(update, ranges, {static_cast<uint32_t>(count), gx * local}, {gx, gy, 1}, "update " + name, first);
     first = false;
     const int fusible = clip || state_count > 0 ? -1 : runtime::fusible_gradient_kernel(s.plan, param, grad);
+    // Not folded: recorded beside the backward pass when nothing after its gradient reads the
+    // parameter (runtime/fused_update.h), else after it.
+    if (fusible < 0 && !clip) s.optimizer_dispatches.back().after_kernel = runtime::early_update_kernel(s.plan, param, grad);
     if (fusible >= 0) {
       const size_t k = static_cast<size_t>(fusible);
       Fusion fusion{k, s.plan.kernels[k], {}};

@@ -61,6 +61,7 @@ struct Session::Impl {
     bool barrier_before = false;
     bool at_step_start = false;  // recorded before the first kernel (the step counter: nothing there reads it)
     bool fused_into_step = false;  // the whole step runs it inside the gradient's kernel (see fused_kernels)
+    int after_kernel = -1;  // >= 0: the whole step records it right after this plan kernel (early_update_kernel)
   };
   std::vector<Dispatch> optimizer_dispatches;
   std::vector<std::unique_ptr<gpu::DescriptorSet>> optimizer_sets;

@@ -4,6 +4,7 @@
 // clipping and optimizers with state keep the separate update.
 #include <random>
 
+#include "meganeura/models/smollm2.h"
 #include "meganeura/session.h"
 #include "runtime/fused_update.h"
 #include "runtime/session_impl.h"
@@ -71,6 +72,68 @@ TEST(FusedUpdate, ParameterReadByTheGradientKernelKeepsTheSeparateUpdate) {
   const int32_t bias = s.plan.graph.find("fc2.bias");
   EXPECT_GE(runtime::fusible_gradient_kernel(s.plan, bias, s.gradient_nodes.at("fc2.bias")), 0);
   expect_same_steps(graph, OptimizerSpec::sgd(0.1), "sgd with an L2 term in the graph");
+}
+
+TEST(FusedUpdate, StatefulUpdatesRunBesideTheRestOfTheBackwardPass) {
+  // A two-layer Llama: the last layer's weights get their gradients while the backward pass still
+  // has the first layer to go, and nothing reads them after; their AdamW updates are recorded then,
+  // not after the backward pass. The step must still equal compute_gradients + apply_update.
+  models::LlamaConfig config;
+  config.vocab_size = 32;
+  config.hidden_size = 16;
+  config.intermediate_size = 24;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 2;
+  config.num_key_value_heads = 1;
+  const Graph graph = models::training_graph(config, 2, 4);
+  const OptimizerSpec spec = OptimizerSpec::adamw(0.01, 0.1);
+  Session whole = build_session(graph, {.seed = 3, .optimizer = spec});
+  Session split = build_session(graph, {.seed = 3, .optimizer = spec});
+  size_t early = 0;
+  for (const auto& d : whole.impl().optimizer_dispatches) early += d.after_kernel >= 0 ? 1 : 0;
+  EXPECT_GT(early, 0u);
+  std::vector<int32_t> ids(8), labels(8);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int32_t>((5 * i + 3) % 32);
+    labels[i] = static_cast<int32_t>((7 * i + 1) % 32);
+  }
+  for (Session* s : {&whole, &split}) {
+    s->set_input("input_ids", std::span<const int32_t>(ids));
+    s->set_input("labels", std::span<const int32_t>(labels));
+  }
+  for (uint32_t step = 0; step < 2; ++step) {
+    whole.step();
+    split.compute_gradients();
+    split.apply_update();
+    EXPECT_EQ(split.read_loss(), whole.read_loss()) << "step " << step;
+    for (const std::string& name : whole.parameter_names()) {
+      EXPECT_EQ(split.read_parameter(name), whole.read_parameter(name)) << name << ", step " << step;
+    }
+  }
+}
+
+TEST(FusedUpdate, EarlyUpdateWaitsForEveryReadOfTheParameter) {
+  // Nodes: 0 the parameter, 1 a view of it, 2 its gradient, 3 and 4 other values. Kernels: the
+  // gradient's (stage 0), then stages 1 and 2.
+  compile::Plan plan;
+  plan.storage = {{1, 0, 64}, {1, 16, 16}, {2, 0, 64}, {3, 0, 64}, {3, 64, 64}};
+  auto kernel = [](int32_t root, std::vector<int32_t> inputs, bool barrier) {
+    compile::Kernel k;
+    k.root = root;
+    k.inputs = std::move(inputs);
+    k.barrier_before = barrier;
+    return k;
+  };
+  plan.kernels = {kernel(2, {3}, false), kernel(3, {4}, true), kernel(4, {3}, false), kernel(3, {4}, true)};
+  EXPECT_EQ(runtime::early_update_kernel(plan, 0, 2), 2);  // the end of stage 1
+  plan.kernels[3].inputs = {1};  // stage 2 reads the parameter through its view
+  EXPECT_EQ(runtime::early_update_kernel(plan, 0, 2), -1);
+  plan.kernels[3].inputs = {4};
+  plan.kernels[1].inputs = {0};  // stage 1 reads it
+  EXPECT_EQ(runtime::early_update_kernel(plan, 0, 2), -1);
+  plan.kernels[1].inputs = {4};
+  plan.kernels[1].barrier_before = plan.kernels[3].barrier_before = false;  // one stage: nothing after
+  EXPECT_EQ(runtime::early_update_kernel(plan, 0, 2), -1);
 }
 
 TEST(FusedUpdate, ClippingKeepsEveryUpdateSeparate) {
