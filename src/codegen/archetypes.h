@@ -17,6 +17,7 @@ std::string generate_conv(const Graph& graph, const compile::Kernel& kernel);  /
 std::string generate_pool(const Graph& graph, const compile::Kernel& kernel);  // pooling, upsampling
 std::string generate_group_norm(const Graph& graph, const compile::Kernel& kernel);
 std::string generate_rope(const Graph& graph, const compile::Kernel& kernel);
+std::string generate_classifier(const Graph& graph, const compile::Kernel& kernel);
 std::string generate_top_k_top_p_mask(const Graph& graph, const compile::Kernel& kernel);
 
 // GLSL helpers workgroup_sum, workgroup_max and workgroup_argmax (first index on ties) over a

@@ -37,6 +37,7 @@ std::string generate(const Graph& graph, const compile::Kernel& kernel, const co
     case compile::Archetype::reduction: return generate_reduction(graph, kernel);
     case compile::Archetype::matmul: return generate_matmul(graph, kernel);
     case compile::Archetype::attention: return generate_attention(graph, kernel);
+    case compile::Archetype::classifier: return generate_classifier(graph, kernel);
     case compile::Archetype::conv: {
       const Op op = graph.node(kernel.root).op;
       const bool gemm = op == Op::conv2d || op == Op::conv2d_grad_input || op == Op::conv2d_grad_weight;

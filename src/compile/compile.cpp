@@ -40,6 +40,7 @@ const char* archetype_name(Archetype archetype) {
     case Archetype::attention: return "attention";
     case Archetype::conv: return "conv";
     case Archetype::nn: return "nn";
+    case Archetype::classifier: return "classifier";
   }
   return "?";
 }
@@ -98,6 +99,15 @@ std::array<uint32_t, 3> spread(uint64_t groups, const DeviceCaps& caps) {
     throw Error("compile: " + std::to_string(groups) + " workgroups exceed the device's dispatch limits");
   }
   return {static_cast<uint32_t>((groups + y - 1) / y), static_cast<uint32_t>(y), 1};
+}
+
+// The subgroup size when kernels may add up values with subgroupAdd, knowing each subgroup's
+// invocations: one fixed size, a power of two from 4 to 32; else 0.
+uint32_t summing_subgroup(const DeviceCaps& caps) {
+  const bool fixed = caps.supports_subgroup_arithmetic && caps.min_subgroup_size == caps.max_subgroup_size &&
+                     caps.subgroup_size == caps.min_subgroup_size;
+  const uint32_t size = caps.subgroup_size;
+  return fixed && size >= 4 && size <= 32 && (size & (size - 1)) == 0 ? size : 0;
 }
 
 // Rows of a reduction-archetype node: how many independent reductions it performs.
@@ -204,9 +214,7 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       // lanes are one subgroup and add up with subgroupAdd instead of a shared-memory tree and its
       // five barriers (register_tile: lanes per column, 1 when they sum as a subgroup).
       const uint32_t gemv_local = std::min<uint32_t>(256, floor_pow2(caps.max_workgroup_invocations));
-      const bool subgroup_sum = caps.supports_subgroup_arithmetic && caps.min_subgroup_size == caps.max_subgroup_size &&
-                                caps.subgroup_size == caps.min_subgroup_size && caps.subgroup_size >= 4 &&
-                                caps.subgroup_size <= 32 && (caps.subgroup_size & (caps.subgroup_size - 1)) == 0;
+      const bool subgroup_sum = summing_subgroup(caps) > 0;
       const uint32_t lanes = subgroup_sum ? caps.subgroup_size : 32;
       if (m == 1 && mm.attrs.transpose_b && gemv_local >= 32 && caps.max_workgroup_size[0] >= gemv_local &&
           ceil_div(static_cast<uint64_t>(n), gemv_local / lanes) <= caps.max_compute_workgroup_count[0] &&
@@ -280,6 +288,33 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
     case Archetype::nn:
       set_op_kernel_dispatch(graph, caps, kernel);
       break;
+    case Archetype::classifier: {
+      // Whole rows per workgroup (codegen/classifier.cpp): one row each while that still makes
+      // fewer than 128 workgroups, else more, as long as rows × classes partial sums per
+      // invocation stay within classifier_max_classes (the workgroup's shared memory holds them all).
+      const Shape& logits = graph.node(graph.node(kernel.anchor).inputs[0]).shape;
+      const uint64_t m = static_cast<uint64_t>(logits[0]), classes = static_cast<uint64_t>(logits[1]);
+      uint32_t local = elementwise_local_size(caps);
+      while (local > 32 && (classes + 1) * local * 4 > caps.max_shared_memory_bytes) local /= 2;
+      uint64_t rows = std::clamp<uint64_t>(m / 128, 1, static_cast<uint64_t>(classifier_max_classes) / classes);
+      while (rows > 1 && (rows * classes + 1) * local * 4 > caps.max_shared_memory_bytes) --rows;
+      kernel.local_size = {local, 1, 1};
+      // register_tile[1]: the subgroup size when the partial sums meet through subgroupAdd first
+      // (one barrier instead of a tree's eight), else 0.
+      const uint32_t subgroup = summing_subgroup(caps);
+      kernel.register_tile = {static_cast<uint32_t>(rows), local % std::max<uint32_t>(subgroup, 1) == 0 ? subgroup : 0};
+      kernel.work_items = m;
+      kernel.workgroups = spread(ceil_div(m, rows), caps);
+      const bool has_loss = std::any_of(kernel.nodes.begin(), kernel.nodes.end(), [&](int32_t id) {
+        return graph.node(id).op == Op::cross_entropy_loss;
+      });
+      if (has_loss) {
+        // Each row's loss and whether it counts; the last workgroup to finish adds them in row order.
+        kernel.arrival_counters = 1;
+        kernel.partial_floats = 2 * m;
+      }
+      break;
+    }
   }
 }
 

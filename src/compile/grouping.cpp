@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -121,7 +122,94 @@ void merge_row_statistics(const Graph& graph, std::vector<Group>& groups) {
   groups.resize(kept);
 }
 
+// A classifier head (compile/grouping.h): logits = x·Wᵀ (+ b) over at most
+// classifier_max_classes classes, their cross-entropy gradient, that gradient's product with the
+// same W (with its pointwise epilogue) and the loss become one kernel whose workgroups own whole rows.
+void merge_classifier_heads(const Graph& graph, std::vector<Group>& groups) {
+  const auto& nodes = graph.nodes();
+  std::map<int32_t, size_t> group_of_root;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].extra_roots.empty()) group_of_root[groups[g].root] = g;
+  }
+  std::vector<bool> merged(groups.size(), false);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const Group& grad_group = groups[g];
+    const Node& grad = nodes[grad_group.root];
+    if (grad.op != Op::cross_entropy_grad || grad_group.nodes.size() != 1 || merged[g]) continue;
+    const int32_t logits = grad.inputs[0];
+    const auto head_it = group_of_root.find(logits);
+    if (head_it == group_of_root.end() || merged[head_it->second]) continue;
+    const Group& head_group = groups[head_it->second];
+    if (head_group.nodes.size() != 1 || !is_classifier_head(graph, nodes[logits])) continue;
+    // The product back through the head: matmul(grad, W) with the head's W, no transposes.
+    const int32_t weight = nodes[logits].inputs[1];
+    std::optional<size_t> back;
+    for (size_t c = 0; c < groups.size(); ++c) {
+      const Node& anchor = nodes[groups[c].anchor];
+      if (groups[c].archetype != Archetype::matmul || !groups[c].extra_roots.empty() || merged[c]) continue;
+      if (anchor.op != Op::matmul || anchor.inputs[0] != grad_group.root || anchor.inputs[1] != weight) continue;
+      if (anchor.attrs.transpose_a || anchor.attrs.transpose_b || anchor.dtype != DType::f32) continue;
+      back = c;
+      break;
+    }
+    // The loss over the same logits and labels: each workgroup has its rows' log-sum-exp anyway.
+    std::optional<size_t> loss;
+    for (size_t c = 0; c < groups.size(); ++c) {
+      const Node& node = nodes[groups[c].root];
+      if (node.op != Op::cross_entropy_loss || groups[c].nodes.size() != 1 || merged[c]) continue;
+      if (node.inputs[0] != logits || node.inputs[1] != grad.inputs[1] || node.attrs.ignore_index != grad.attrs.ignore_index) continue;
+      loss = c;
+      break;
+    }
+    std::vector<int32_t> members = {logits, grad_group.root};
+    if (back) members.insert(members.end(), groups[*back].nodes.begin(), groups[*back].nodes.end());
+    if (loss) members.push_back(groups[*loss].root);
+    std::sort(members.begin(), members.end());
+    // The kernel runs where the head did, so everything else it reads must come before the head
+    // (scalars are literals): otherwise that value might itself depend on the logits.
+    const std::set<int32_t> inside(members.begin(), members.end());
+    bool ordered = true;
+    for (int32_t id : members) {
+      for (int32_t input : nodes[id].inputs) {
+        if (!inside.count(input) && nodes[input].op != Op::scalar && input > logits) ordered = false;
+      }
+    }
+    if (!ordered) continue;
+    Group fused;
+    fused.archetype = Archetype::classifier;
+    fused.anchor = grad_group.root;
+    fused.root = back ? groups[*back].root : grad_group.root;
+    fused.extra_roots = {logits};
+    if (back) fused.extra_roots.push_back(grad_group.root);
+    if (loss) fused.extra_roots.push_back(groups[*loss].root);
+    fused.nodes = members;
+    fused.order = logits;
+    merged[head_it->second] = merged[g] = true;
+    if (back) merged[*back] = true;
+    if (loss) merged[*loss] = true;
+    groups.push_back(std::move(fused));
+    merged.push_back(false);
+  }
+  size_t kept = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (merged[g]) continue;
+    if (kept != g) groups[kept] = std::move(groups[g]);
+    ++kept;
+  }
+  groups.resize(kept);
+}
+
 }  // namespace
+
+bool is_classifier_head(const Graph& graph, const Node& node) {
+  if (node.op != Op::linear && node.op != Op::matmul) return false;
+  if (node.attrs.transpose_a || !node.attrs.transpose_b || node.shape.size() != 2 || node.dtype != DType::f32) return false;
+  const Node& x = graph.node(node.inputs[0]);
+  const Node& w = graph.node(node.inputs[1]);
+  if (x.shape.size() != 2 || w.shape.size() != 2 || x.dtype != DType::f32 || w.dtype != DType::f32) return false;
+  if (node.op == Op::linear && graph.node(node.inputs[2]).shape != Shape{node.shape[1]}) return false;
+  return node.shape[1] <= classifier_max_classes;
+}
 
 bool permute_keeps_order(const Node& node) {
   if (node.op != Op::permute) return false;
@@ -237,9 +325,12 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     group_of[id] = static_cast<int32_t>(groups.size());
     groups.push_back(std::move(group));
   }
-  if (fuse) merge_row_statistics(graph, groups);
+  if (fuse) {
+    merge_row_statistics(graph, groups);
+    merge_classifier_heads(graph, groups);
+  }
   for (Group& group : groups) std::sort(group.nodes.begin(), group.nodes.end());
-  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.root < b.root; });
+  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.position() < b.position(); });
   return groups;
 }
 

@@ -18,6 +18,14 @@
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
 // attention's kernel — the forward keeps its row log-sum-exp instead of a second pass over QKᵀ.
+// Another makes a training step's classifier head one kernel (Archetype::classifier): logits =
+// x·Wᵀ (+ b) over at most classifier_max_classes classes (is_classifier_head), their
+// cross_entropy_grad, and, when present, matmul(that gradient, W) with its pointwise epilogue (the
+// gradient back into x, times the activation's mask) and the cross_entropy_loss of the same logits
+// and labels. Each workgroup owns whole rows, so the softmax of a row and the product back need
+// neither a kernel nor a barrier of their own: an MLP step's head, loss gradient and first backward
+// product were three stages. The kernel stores the logits, their gradient and the loss (extra
+// outputs, in that order) beside its root, and runs where the head would.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +49,8 @@ struct Group {
   int32_t anchor = -1;
   std::vector<int32_t> nodes;  // ascending
   std::vector<int32_t> extra_roots;  // further values the kernel stores (the attention's lse)
+  int32_t order = -1;  // the node id the group's kernel is ordered by when not its root's
+  int32_t position() const { return order >= 0 ? order : root; }
 };
 
 // Groups in an order that respects dependencies (ascending root id). Only nodes the outputs (and
@@ -52,6 +62,12 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
 // invocations read the whole row anyway, so for a norm each also sums its squares, and a pointwise
 // op (a SwiGLU) is evaluated per element. A decode step's norms and SwiGLUs need no kernels.
 bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer);
+
+// A product that can head a classifier kernel: [M, K] times W [C, K] transposed (matmul, or linear
+// with a bias of C), f32, with C ≤ classifier_max_classes (each invocation keeps C partial sums per
+// row of its workgroup, and the workgroup sums them in shared memory).
+constexpr int64_t classifier_max_classes = 15;
+bool is_classifier_head(const Graph& graph, const Node& node);
 
 // True for nodes that share their first input's storage instead of computing anything: reshapes,
 // same-type casts, stop_gradient, inference dropout, and permutes that keep the elements' order

@@ -51,7 +51,8 @@ struct Storage {
 // attention, conv (also pooling and upsampling) and nn (group norm, rope) kernels are built around
 // one op node: only a group norm's pointwise epilogue and ropes read by attention's q/k (and by a
 // KV-cache write) join them (compile/grouping.h); compile/op_kernels.h sizes their dispatches.
-enum class Archetype : uint8_t { pointwise, reduction, matmul, gather, attention, conv, nn };
+// classifier: a classifier head, its cross-entropy gradient and the product back (compile/grouping.h).
+enum class Archetype : uint8_t { pointwise, reduction, matmul, gather, attention, conv, nn, classifier };
 const char* archetype_name(Archetype archetype);
 
 struct Kernel {
@@ -73,7 +74,9 @@ struct Kernel {
                                                   // attention: keys, queries per shared-memory tile;
                                                   // reduction: rows per workgroup (1: a workgroup
                                                   // per row; more: one invocation per row);
-                                                  // top_k_top_p_mask: workgroups per row
+                                                  // top_k_top_p_mask: workgroups per row;
+                                                  // classifier: rows per workgroup, and the
+                                                  // subgroup size its sums use (0: none)
   uint64_t work_items = 0;  // elements (pointwise, gather) or rows (reduction) the dispatch covers
   // matmul: the cooperative-matrix form (f16 operands, f32 accumulation; compile/cooperative_matmul.h).
   bool cooperative_matrix = false;

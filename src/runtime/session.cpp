@@ -132,8 +132,12 @@ void Session::Impl::record() {
       for (int32_t input : plan.graph.node(id).inputs) stack.push_back(input);
     }
     std::vector<size_t> subset;
+    // A kernel with extra outputs (a classifier head's logits) runs when any of its values is needed.
     for (size_t i = 0; i < plan.kernels.size(); ++i) {
-      if (needed[plan.kernels[i].root]) subset.push_back(i);
+      const compile::Kernel& kernel = plan.kernels[i];
+      const bool extra = std::any_of(kernel.extra_outputs.begin(), kernel.extra_outputs.end(),
+                                     [&](int32_t id) { return needed[id]; });
+      if (needed[kernel.root] || extra) subset.push_back(i);
     }
     const std::vector<bool> barriers = barriers_for(plan, subset);
     forward_only = std::make_unique<gpu::Recording>(context, recording_options());
