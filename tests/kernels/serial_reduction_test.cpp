@@ -33,5 +33,18 @@ TEST(SerialReduction, LongOrFewRowsKeepAWorkgroupEach) {
   EXPECT_FALSE(compile::reduces_rows_serially(g, g.node(g.outputs()[1])));
 }
 
+TEST(SerialReduction, BiasGradientsOfAThousandColumnsOverShortBatchesRunSerially) {
+  Graph g;
+  Tensor batch256 = g.input("batch256", {256, 1024});  // an MLP layer's bias gradient: 1024 sums of 256
+  Tensor batch512 = g.input("batch512", {512, 1024});  // 512 terms: a workgroup each still
+  Tensor narrow = g.input("narrow", {256, 1000});      // fewer than 1024 sums
+  g.set_outputs({g.sum(batch256, 0), g.sum(batch512, 0), g.sum(narrow, 0)});
+  EXPECT_TRUE(compile::reduces_rows_serially(g, g.node(g.outputs()[0])));
+  EXPECT_FALSE(compile::reduces_rows_serially(g, g.node(g.outputs()[1])));
+  EXPECT_FALSE(compile::reduces_rows_serially(g, g.node(g.outputs()[2])));
+  const auto errors = kernel_tests::output_errors(g, kernel_tests::random_inputs(g, 12), false);
+  for (size_t k = 0; k < errors.size(); ++k) EXPECT_LE(errors[k], 1e-5) << k;
+}
+
 }  // namespace
 }  // namespace meganeura
