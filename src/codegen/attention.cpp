@@ -29,6 +29,97 @@ namespace {
 // Input positions: q, k, v, then (backward) out, dout, lse; attention_lse reads q and k only.
 size_t fixed_inputs(Op op) { return op == Op::attention ? 3 : (op == Op::attention_lse ? 2 : 6); }
 
+// Whether a cache write joined the attention kernel (its k or v is a kv_cache_write among its nodes).
+bool writes_cache(const Graph& graph, const compile::Kernel& kernel, const Node& attention) {
+  if (attention.op != Op::attention) return false;
+  for (size_t slot : {size_t{1}, size_t{2}}) {
+    const int32_t operand = attention.inputs[slot];
+    if (graph.node(operand).op == Op::kv_cache_write && std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), operand)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The binding name of value `id` the kernel stores: `result` for its root, result1, result2, … for
+// its extra outputs.
+std::string output_binding(const compile::Kernel& kernel, int32_t id) {
+  if (id == kernel.root) return "result";
+  const auto it = std::find(kernel.extra_outputs.begin(), kernel.extra_outputs.end(), id);
+  if (it == kernel.extra_outputs.end()) throw Error("codegen: attention kernel does not store node " + std::to_string(id));
+  return "result" + std::to_string(it - kernel.extra_outputs.begin() + 1);
+}
+
+// Element d of new row `r` of a cache write's update at kv head h (batch b), rotated when a rope
+// joined the write: a GLSL expression over b, h, r, d.
+std::string update_element(const Graph& graph, const compile::Kernel& kernel, const Node& write) {
+  const Shape& update = graph.node(write.inputs[1]).shape;
+  const std::string rows = uint_literal(update[2]), width = uint_literal(update[3]), heads = uint_literal(update[1]);
+  const std::string at = "((b * " + heads + " + h) * " + rows + " + r) * " + width;
+  const int32_t source = write.inputs[1];
+  if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), source)) {
+    return "float(" + input_buffer(kernel, write, 1) + ".data[" + at + " + d])";
+  }
+  const Node& rope = graph.node(source);
+  return "rope_written_" + std::to_string(source) + "(" + at + ", " + int_scalar_read(graph, kernel, rope, 1) +
+         " + int(r), d)";
+}
+
+// A cache write joined to the attention (compile/grouping.h): rows [offset, offset + T) come from
+// the update, the others from the cache as the step found it (bound read-only; the new rows go out
+// through the write's own binding). `written_offset` is read once at the start of main.
+std::string written_operand_loader(const Graph& graph, const compile::Kernel& kernel, int32_t operand,
+                                   const std::string& name, const std::string& width) {
+  const Node& write = graph.node(operand);
+  const int64_t rows = graph.node(write.inputs[1]).shape[2];
+  std::ostringstream out;
+  if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), write.inputs[1])) {
+    const Node& rope = graph.node(write.inputs[1]);
+    out << rope_element_function("rope_written_" + std::to_string(write.inputs[1]), input_buffer(kernel, rope, 0),
+                                 rope.shape.back(), rope.attrs.theta, false);
+  }
+  out << "#define " << name << "_buffer " << input_buffer(kernel, write, 0) << "\n"
+      << "#define " << name << "_written " << output_binding(kernel, operand) << "\n"
+      << "float " << name << "_new(uint b, uint h, uint r, uint d) { return d < " << width << " ? "
+      << update_element(graph, kernel, write) << " : 0.0; }\n"
+      << "vec4 load_" << name << "4(uint b, uint h, uint row, uint c) {\n"
+      << "  int r = int(row) - written_offset;\n"
+      << "  if (written_offset >= 0 && r >= 0 && r < " << rows << ") {\n"
+      << "    return vec4(" << name << "_new(b, h, uint(r), c * 4u), " << name << "_new(b, h, uint(r), c * 4u + 1u), "
+      << name << "_new(b, h, uint(r), c * 4u + 2u), " << name << "_new(b, h, uint(r), c * 4u + 3u));\n"
+      << "  }\n"
+      << "  return READ4(" << name << "_buffer, " << name << "_at(b, h, row), c, " << width << ");\n}\n";
+  return out.str();
+}
+
+// For each cache write joined to the attention: the first workgroup of each kv head (query tile 0
+// of the first query head of its group) stores the new rows in the cache; positions past its end
+// are dropped, as kv_cache_write drops them. Expects b, h, kvh, tile, local_index, R, L.
+std::string cache_writes(const Graph& graph, const compile::Kernel& kernel, const Node& attention) {
+  std::ostringstream out;
+  if (writes_cache(graph, kernel, attention)) {
+    out << "  written_offset = " << int_scalar_read(graph, kernel, attention, attention.inputs.size() - 1) << ";\n";
+  }
+  for (size_t slot : {size_t{1}, size_t{2}}) {
+    const int32_t operand = attention.inputs[slot];
+    if (graph.node(operand).op != Op::kv_cache_write ||
+        !std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), operand)) {
+      continue;
+    }
+    const Node& write = graph.node(operand);
+    const Shape& update = graph.node(write.inputs[1]).shape;
+    const std::string name = slot == 1 ? "k" : "v", width = slot == 1 ? "D" : "DV";
+    out << "  if (tile == 0u && h % GROUP == 0u) {\n"
+        << "    for (uint e = local_index; e < " << uint_literal(update[2] * update[3]) << "; e += R * L) {\n"
+        << "      uint r = e / " << width << ", d = e % " << width << ";\n"
+        << "      int position = written_offset + int(r);\n"
+        << "      if (written_offset >= 0 && position < int(SKV)) " << name << "_written.data[" << name
+        << "_at(b, kvh, uint(position)) + d] = " << name << "_new(b, kvh, r, d);\n"
+        << "    }\n  }\n";
+  }
+  return out.str();
+}
+
 // `vec4 load_<name>4(uint b, uint h, uint row, uint c)`: columns 4c..4c+3 of a row of the operand at
 // input position `slot` (q or k), zeros past the head dim. A rope fused into the kernel
 // (compile/grouping.h) rotates the row as it is read, at the rope's own position offset plus the
@@ -41,9 +132,11 @@ std::string operand_loader(const Graph& graph, const compile::Kernel& kernel, co
     return "#define " + name + "_buffer " + input_buffer(kernel, node, slot) + "\n" + head + "return READ4(" + name +
            "_buffer, " + name + "_at(b, h, row), c, " + width + "); }\n";
   }
+  if (graph.node(operand).op == Op::kv_cache_write) return written_operand_loader(graph, kernel, operand, name, width);
   const Node& rope = graph.node(operand);
   if (rope.op != Op::rope) {
-    throw Error(std::string("codegen: attention fuses only a rope into its operands, not ") + op_name(rope.op));
+    throw Error(std::string("codegen: attention fuses only a rope or a cache write into its operands, not ") +
+                op_name(rope.op));
   }
   const std::string rotate = "rope_" + name;
   std::ostringstream out;
@@ -96,18 +189,26 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       << "const float SCALE = " << float_literal(scale) << ";\n"
       << "// Scores at or below NEG are masked out (an additive -inf mask included).\n"
       << "const float NEG = -1.0e30;\n";
-  if (has_v) out << "#define VB " << input_buffer(kernel, node, 2) << "\n";
+  const bool written_v = has_v && graph.node(node.inputs[2]).op == Op::kv_cache_write &&
+                         std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), node.inputs[2]);
+  if (has_v && !written_v) out << "#define VB " << input_buffer(kernel, node, 2) << "\n";
   if (fixed == 6) {
     out << "#define OB " << input_buffer(kernel, node, 3) << "\n"
         << "#define DOB " << input_buffer(kernel, node, 4) << "\n"
         << "#define LSEB " << input_buffer(kernel, node, 5) << "\n";
   }
+  if (writes_cache(graph, kernel, node)) out << "int written_offset;  // the cache writes' position, set in main\n";
   out << "uint q_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * D; }\n"
       << "uint k_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * D; }\n"
       << "uint v_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * DV; }\n"
       << "uint o_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * DV; }\n"
       << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n"
       << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
+  if (written_v) {
+    out << written_operand_loader(graph, kernel, node.inputs[2], "v", "DV");
+  } else if (has_v) {
+    out << "vec4 load_v4(uint b, uint h, uint row, uint c) { return READ4(VB, v_at(b, h, row), c, DV); }\n";
+  }
   // Query i sits at offset + i with a position offset (keys past offset + S are unwritten cache
   // slots), else at Skv − S + i (causal mask aligned to the end).
   if (offset_input >= 0) {
@@ -179,7 +280,11 @@ uint32_t merge_chunk(const Graph& graph, const compile::Kernel& kernel) {
 }
 
 std::string forward_body(const Graph& graph, const compile::Kernel& kernel, bool with_values) {
-  const bool keeps_lse = with_values && !kernel.extra_outputs.empty();
+  const Node& node = graph.node(kernel.root);
+  const auto lse_it = std::find_if(kernel.extra_outputs.begin(), kernel.extra_outputs.end(),
+                                   [&](int32_t id) { return graph.node(id).op == Op::attention_lse; });
+  const bool keeps_lse = with_values && lse_it != kernel.extra_outputs.end();
+  const std::string lse_out = keeps_lse ? output_binding(kernel, *lse_it) : "";
   const uint32_t lanes = kernel.local_size[0], rows = kernel.local_size[1], keys = kernel.register_tile[0];
   std::ostringstream out;
   out << "const uint R = " << rows << "u, L = " << lanes << "u, BK = " << keys << "u;\n"
@@ -190,6 +295,7 @@ std::string forward_body(const Graph& graph, const compile::Kernel& kernel, bool
 shared float merge_b[R * L];
 
 )" << query_rows_main() << R"()";
+  out << cache_writes(graph, kernel, node);
   if (with_values) {
     out << "  vec4 acc[DV4];\n  [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] = vec4(0.0);\n";
   }
@@ -207,7 +313,7 @@ shared float merge_b[R * L];
   if (with_values) {
     out << R"(    for (uint e = local_index; e < tile_keys * DV4; e += R * L) {
       uint j = uint(base) + e / DV4;
-      v_tile[(e / DV4) * DVP4 + e % DV4] = READ4(VB, v_at(b, kvh, j), e % DV4, DV);
+      v_tile[(e / DV4) * DVP4 + e % DV4] = load_v4(b, kvh, j, e % DV4);
     }
 )";
   }
@@ -243,7 +349,7 @@ shared float merge_b[R * L];
       out << R"(  if (!valid) return;
   float inv = l > 0.0 ? 1.0 / l : 0.0;
   [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[o_at(b, h, i) + d] = acc[d / 4u][d % 4u] * inv;
-)" << (keeps_lse ? "  result1.data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);\n" : "")
+)" << (keeps_lse ? "  " + lse_out + ".data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);\n" : "")
           << "}\n";
     } else {
       out << R"(  if (!valid) return;
@@ -271,7 +377,7 @@ shared float merge_b[R * L];
     return out.str();
   }
   if (keeps_lse) {
-    out << "  if (lane == 0u && valid) result1.data[row_at(b, h, i)] = total > 0.0 ? top + log(total) : "
+    out << "  if (lane == 0u && valid) " << lse_out << ".data[row_at(b, h, i)] = total > 0.0 ? top + log(total) : "
            "uintBitsToFloat(0x7f800000u);\n";
   }
   out << "  float inv = total > 0.0 ? 1.0 / total : 0.0;\n";

@@ -453,7 +453,12 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
       for (int32_t input : nodes[id].inputs) {
         // Expressions inline scalars as literals; gather kernels index their inputs directly.
         if (members.count(input) || (nodes[input].op == Op::scalar && group.archetype != Archetype::gather)) continue;
-        if (nodes[id].op == Op::kv_cache_write && input == nodes[id].inputs[0]) continue;  // written, not read
+        // A cache write's cache is written, not read; an attention the write joined reads the rows
+        // before the new ones through it (compile/grouping.h).
+        if (nodes[id].op == Op::kv_cache_write && input == nodes[id].inputs[0] &&
+            group.archetype != Archetype::attention) {
+          continue;
+        }
         if (std::find(kernel.inputs.begin(), kernel.inputs.end(), input) == kernel.inputs.end()) {
           kernel.inputs.push_back(input);
         }

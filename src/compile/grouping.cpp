@@ -72,6 +72,23 @@ bool rotates_on_load(const Node& consumer, int32_t producer) {
 
 }  // namespace
 
+bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write) {
+  const Node& node = graph.node(write);
+  if (node.op != Op::kv_cache_write || consumer.op != Op::attention || consumer.inputs.size() < 4) return false;
+  // Read as k or v only, at the write's own offset (the attention's i32 input), one new row for one
+  // query (a decode step): every workgroup reading the update derives the new rows itself (the
+  // rope included), which for a prefill's 128 rows cost more than the write kernel it saves.
+  for (size_t k = 0; k < consumer.inputs.size(); ++k) {
+    if (consumer.inputs[k] == write && k != 1 && k != 2) return false;
+  }
+  const int32_t offset = consumer.inputs.back();
+  if (graph.node(offset).dtype != DType::i32 || offset != node.inputs[2]) return false;
+  const Shape& update = graph.node(node.inputs[1]).shape;
+  const Shape& q = graph.node(consumer.inputs[0]).shape;
+  return update.size() == 4 && q.size() == 4 && update[2] == 1 && q[2] == 1 &&
+         node.shape == graph.node(consumer.inputs[1]).shape;
+}
+
 bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer) {
   if (consumer.op != Op::matmul && consumer.op != Op::linear) return false;
   const Node& operand = graph.node(producer);
@@ -274,6 +291,21 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     if (!needed[id] || role[id] == NodeRole::leaf || role[id] == NodeRole::alias) continue;
     int32_t join = -1;
     bool rope_prologue = false;  // a rope the consumer's kernel applies as it loads its operand
+    // A cache write read only by the attention over it: the attention kernel writes the new rows
+    // (storing the cache whole, so it may also be an output) and reads them from the update.
+    if (fuse && consumers[id].size() == 1 && group_of[*consumers[id].begin()] >= 0 &&
+        writes_through_attention(graph, nodes[*consumers[id].begin()], id)) {
+      const int32_t target = group_of[*consumers[id].begin()];
+      const bool only_writes = std::all_of(groups[target].extra_roots.begin(), groups[target].extra_roots.end(),
+                                           [&](int32_t extra) { return nodes[extra].op == Op::kv_cache_write; });
+      if (groups[target].anchor == *consumers[id].begin() && only_writes) {
+        Group& group = groups[target];
+        group.nodes.push_back(id);
+        group.extra_roots.push_back(id);
+        group_of[id] = target;
+        continue;
+      }
+    }
     if (fuse && !escapes[id] && consumers[id].size() == 1) {
       const int32_t consumer = *consumers[id].begin();
       const int32_t target = group_of[consumer];
@@ -294,7 +326,8 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
                    group.archetype == Archetype::pointwise && nodes[group.root].shape == nodes[id].shape &&
                    nodes[id].dtype == DType::f32) {
           join = target;
-        } else if (nodes[id].op == Op::rope && group.anchor == consumer && rotates_on_load(nodes[consumer], id)) {
+        } else if (nodes[id].op == Op::rope && (group.anchor == consumer || nodes[consumer].op == Op::kv_cache_write) &&
+                   rotates_on_load(nodes[consumer], id)) {
           join = target;
           rope_prologue = true;
         } else if (group.anchor == consumer && computes_gemv_operand(graph, nodes[consumer], id)) {

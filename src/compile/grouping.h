@@ -14,6 +14,11 @@
 //   kernel's q or k operand, or as kv_cache_write's update: the kernel rotates each row as it loads
 //   it (a decode step's rope(k) → cache write is one dispatch). Anchor and archetype stay the
 //   consumer's. In training the rope'd q and k also feed the backward, so they keep their own kernel.
+// - a kv_cache_write of one row read only by an attention of one query (a decode step; as its k or
+//   v, at the write's offset) joins the attention kernel as an extra root: the kernel reads the
+//   older rows from the cache, the new row from the update (rotating it if the rope joined the
+//   write), and its first workgroup of each kv head stores the row in the cache. A decode step's
+//   cache writes need no kernel and no stage of their own. The cache may be an output.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
@@ -68,6 +73,9 @@ bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t pro
 // row of its workgroup, and the workgroup sums them in shared memory).
 constexpr int64_t classifier_max_classes = 15;
 bool is_classifier_head(const Graph& graph, const Node& node);
+
+// Whether `write` (a kv_cache_write) can join the attention `consumer` (see the rules above).
+bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write);
 
 // True for nodes that share their first input's storage instead of computing anything: reshapes,
 // same-type casts, stop_gradient, inference dropout, and permutes that keep the elements' order

@@ -86,5 +86,45 @@ TEST(RopeGrouping, RopeReadThroughAReshapeKeepsItsKernel) {
   EXPECT_TRUE(has_kernel(plan, "rope")) << plan.summary();
 }
 
+TEST(RopeGrouping, CacheWritesJoinTheAttentionThatReadsThem) {
+  Graph g;
+  Tensor cache_k = g.input("cache_k", {1, 2, 12, 16}), cache_v = g.input("cache_v", {1, 2, 12, 16});
+  Tensor offset = g.input("offset", {1}, DType::i32);
+  Tensor k = g.kv_cache_write(cache_k, g.rope(g.input("k", {1, 2, 1, 16}), offset), offset);
+  Tensor v = g.kv_cache_write(cache_v, g.input("v", {1, 2, 1, 16}), offset);
+  Tensor out = g.attention(g.rope(g.input("q", {1, 4, 1, 16}), offset), k, v, {.causal = true}, std::nullopt, offset);
+  g.set_outputs({out, k, v});  // the caches are outputs too, as in a decode step
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  ASSERT_EQ(plan.kernels.size(), 1u) << plan.summary();
+  const Kernel& kernel = plan.kernels[0];
+  EXPECT_EQ(kernel.archetype, Archetype::attention);
+  EXPECT_EQ(kernel.root, out.id);
+  EXPECT_EQ(kernel.extra_outputs, (std::vector<int32_t>{v.id, k.id}));
+  // The caches are read (the older rows) through bindings of their own and written through their
+  // outputs' (the new row): q, k and v updates, the offset, the two caches.
+  EXPECT_EQ(kernel.inputs.size(), 6u);
+  EXPECT_EQ(std::count(kernel.inputs.begin(), kernel.inputs.end(), cache_k.id), 1);
+  EXPECT_EQ(kernel.bindings[kernel.inputs.size() + 2].buffer, plan.storage[cache_k.id].buffer);
+}
+
+TEST(RopeGrouping, CacheWriteReadElsewhereOrAtAnotherOffsetKeepsItsKernel) {
+  Graph g;
+  Tensor cache = g.input("cache", {1, 2, 12, 16});
+  Tensor offset = g.input("offset", {1}, DType::i32), other = g.input("other", {1}, DType::i32);
+  Tensor q = g.input("q", {1, 2, 1, 16});
+  Tensor shared = g.kv_cache_write(cache, g.input("k", {1, 2, 1, 16}), offset);
+  Tensor moved = g.kv_cache_write(g.input("cache2", {1, 2, 12, 16}), g.input("k2", {1, 2, 1, 16}), other);
+  g.set_outputs({g.attention(q, shared, shared, {}, std::nullopt, offset) + g.sum_all(shared),  // a second reader
+                 g.attention(q, moved, moved, {}, std::nullopt, offset)});  // written at another offset
+  const Plan plan = compile(g, DeviceCaps::lavapipe_like());
+  for (const Kernel& kernel : plan.kernels) {
+    if (kernel.archetype == Archetype::attention) {
+      EXPECT_TRUE(kernel.extra_outputs.empty()) << kernel.label;
+    }
+  }
+  EXPECT_EQ(std::count_if(plan.kernels.begin(), plan.kernels.end(), [](const Kernel& k) { return k.label == "kv_cache_write"; }),
+            2) << plan.summary();
+}
+
 }  // namespace
 }  // namespace meganeura::compile

@@ -103,7 +103,10 @@ TEST(RopeFusion, OneRopeServesBothOperands) {
 }
 
 // A decode (or prefill) step as SmolLM2 writes it: rope(k) → kv_cache_write, rope(q) → attention
-// over the written cache at the position offset. Both ropes fuse: two dispatches fewer.
+// over the written caches at the position offset. A decode step's (one row) ropes and cache writes
+// all join the attention kernel (compile/grouping.h): one dispatch instead of five, and the caches
+// it leaves behind (outputs here) are whole. A prefill keeps its writes (rope(k) fused into the
+// k write) and rope(q) joins the attention: three dispatches.
 void check_cached_step(int64_t S, int64_t D, int position, bool small) {
   Graph g;
   const int64_t Hq = 4, Hkv = 2, capacity = 16;
@@ -116,19 +119,26 @@ void check_cached_step(int64_t S, int64_t D, int position, bool small) {
   Tensor written_k = g.kv_cache_write(cache_k, g.rope(xk, offset), offset);
   Tensor written_v = g.kv_cache_write(cache_v, v, offset);
   Tensor out = g.attention(g.rope(xq, offset), written_k, written_v, {.causal = true}, std::nullopt, offset);
-  g.set_outputs({out, written_k});
+  g.set_outputs({out, written_k, written_v});
   const compile::Plan plan = plan_of(g, true);
-  EXPECT_EQ(count_kernels(plan, "rope+kv_cache_write"), 1u) << plan.summary();
-  EXPECT_EQ(count_kernels(plan, "rope+attention"), 1u) << plan.summary();
-  EXPECT_EQ(plan.kernels.size(), 3u) << plan.summary();
-  EXPECT_EQ(plan.kernels.size() + 2, plan_of(g, false).kernels.size()) << plan.summary();
+  if (S == 1) {
+    ASSERT_EQ(plan.kernels.size(), 1u) << plan.summary();
+    EXPECT_EQ(plan.kernels[0].label, "rope+kv_cache_write+kv_cache_write+rope+attention");
+    EXPECT_EQ(plan.kernels[0].extra_outputs, (std::vector<int32_t>{written_v.id, written_k.id}));
+  } else {
+    EXPECT_EQ(count_kernels(plan, "rope+kv_cache_write"), 1u) << plan.summary();
+    EXPECT_EQ(count_kernels(plan, "rope+attention"), 1u) << plan.summary();
+    EXPECT_EQ(plan.kernels.size(), 3u) << plan.summary();
+  }
+  EXPECT_EQ(plan_of(g, false).kernels.size(), 5u);
 
   const auto feeds = kernel_tests::random_inputs(g, 13, {{"offset", position}});
   std::string summary;
   const auto errors = kernel_tests::output_errors(g, feeds, small, &summary);
-  ASSERT_EQ(errors.size(), 2u);
+  ASSERT_EQ(errors.size(), 3u);
   EXPECT_LE(errors[0], 1e-5) << "attention\n" << summary;
-  EXPECT_LE(errors[1], 1e-6) << "written cache\n" << summary;
+  EXPECT_LE(errors[1], 1e-6) << "written k cache\n" << summary;
+  EXPECT_LE(errors[2], 1e-6) << "written v cache\n" << summary;
 }
 
 TEST(RopeFusion, DecodeStepWritesRotatedKeysInOneDispatch) {
@@ -136,7 +146,10 @@ TEST(RopeFusion, DecodeStepWritesRotatedKeysInOneDispatch) {
   check_cached_step(1, 64, 15, true);
 }
 
-TEST(RopeFusion, PrefillStepAtAnOffset) { check_cached_step(5, 32, 3, false); }
+TEST(RopeFusion, PrefillStepAtAnOffset) {
+  check_cached_step(5, 32, 3, false);
+  check_cached_step(5, 32, 11, false);  // the new rows fill the cache to its end
+}
 
 size_t count_labels_starting(const compile::Plan& plan, const std::string& prefix) {
   return static_cast<size_t>(std::count_if(plan.kernels.begin(), plan.kernels.end(), [&](const compile::Kernel& k) {
@@ -145,8 +158,10 @@ size_t count_labels_starting(const compile::Plan& plan, const std::string& prefi
 }
 
 TEST(RopeFusion, SmolLM2DecodeAndPrefillRunNoRopeKernel) {
-  // The model's own graphs, optimized as the generator builds them: every layer's rope(k) is
-  // written into its cache by one dispatch, its rope(q) is rotated by the attention kernel.
+  // The model's own graphs, optimized as the generator builds them: in a decode step every
+  // layer's attention kernel rotates rope(q) and rope(k) as it loads them and writes the new k and
+  // v rows into the caches itself; in a prefill the k write rotates rope(k) and the attention
+  // kernel rope(q).
   const models::LlamaConfig config =
       models::LlamaConfig::load(std::string(MEGANEURA_TEST_DATA_DIR) + "/fixtures/smollm2-tiny");
   for (int64_t length : {1, 4}) {
@@ -154,8 +169,13 @@ TEST(RopeFusion, SmolLM2DecodeAndPrefillRunNoRopeKernel) {
     Session session = runtime::build_session_for_caps(g, {}, kernel_tests::test_caps(false), false);
     const compile::Plan& plan = session.impl().plan;
     const auto layers = static_cast<size_t>(config.num_hidden_layers);
-    EXPECT_EQ(count_labels_starting(plan, "rope+kv_cache_write"), layers) << plan.summary();
-    EXPECT_EQ(count_labels_starting(plan, "rope+attention"), layers) << plan.summary();
+    const auto writes_and_attends = std::count_if(plan.kernels.begin(), plan.kernels.end(), [](const compile::Kernel& k) {
+      return k.archetype == compile::Archetype::attention && k.label.find("kv_cache_write+kv_cache_write") != std::string::npos &&
+             std::count(k.label.begin(), k.label.end(), '+') == 4;  // two ropes, two writes, the attention
+    });
+    EXPECT_EQ(static_cast<size_t>(writes_and_attends), length == 1 ? layers : 0u) << plan.summary();
+    EXPECT_EQ(count_labels_starting(plan, "rope+kv_cache_write"), length == 1 ? 0u : layers) << plan.summary();
+    EXPECT_EQ(count_labels_starting(plan, "rope+attention"), length == 1 ? 0u : layers) << plan.summary();
     // A rope of its own would be labelled "rope" or "rope (<name>)".
     EXPECT_EQ(count_labels_starting(plan, "rope "), 0u) << plan.summary();
     EXPECT_EQ(count_kernels(plan, "rope"), 0u) << plan.summary();
