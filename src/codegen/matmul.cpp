@@ -3,7 +3,7 @@
 // Batched over the leading dims (broadcast), transposes folded into the loads, and a pointwise
 // epilogue (bias, activation, residual) applied to each output before it is stored. Operands read
 // through load_a/load_b, which widen weights stored as 16-bit. Kernels marked cooperative_matrix
-// take the tensor-core form (matmul_coop.cpp).
+// take the tensor-core form (matmul_coop.cpp); one-row products the GEMV form (matmul_gemv.cpp).
 #include <algorithm>
 #include <sstream>
 
@@ -93,119 +93,6 @@ std::string store_outputs(const compile::Kernel& kernel, uint32_t reg, const std
     }
     text << "  }\n";
   }
-  return text.str();
-}
-
-// One row (M = 1) times B stored [N, K] (transpose_b): each group of LANES invocations (32, or one
-// subgroup) computes one output column; its lanes stride along the weight row (consecutive
-// addresses) and their partial sums meet through subgroupAdd or in shared memory.
-// With `norm` (an RMSNorm of the row fused into the kernel, compile/grouping.h), a_slot binds the
-// norm's input: load_a scales each element by the norm's weight and adds its square to the
-// invocation's sum_squares, which the lanes add up beside their products to find the row's scale.
-// With `pointwise_operand`, load_a evaluates the left operand's fused pointwise tree.
-std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                          size_t a_slot, size_t b_slot, const Node* norm, bool pointwise_operand = false) {
-  const Node& mm = graph.node(kernel.anchor);
-  const Shape& out = mm.shape;
-  const Shape& a_shape = graph.node(mm.inputs[0]).shape;
-  const Shape& b_shape = graph.node(mm.inputs[1]).shape;
-  const int64_t n = out.back();
-  const int64_t k = mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back();
-  const Shape out_batch(out.begin(), out.end() - 2);
-  const Shape a_batch(a_shape.begin(), a_shape.end() - 2);
-  const Shape b_batch(b_shape.begin(), b_shape.end() - 2);
-  const uint32_t local = kernel.local_size[0];
-  // Packed 16-bit weights: with rows a multiple of 8 long each lane reads 16 bytes (8 weights) at a
-  // time, as many bytes in flight per lane as the f32 form has per 4; with an even row length it
-  // reads whole words, two weights at once.
-  const compile::ElementStorage b_element = kernel.bindings[b_slot].element;
-  const bool octets = b_element != compile::ElementStorage::bits32 && k % 8 == 0;
-  const bool pairs = b_element != compile::ElementStorage::bits32 && k % 2 == 0 && !octets;
-  auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
-  const uint32_t lanes = kernel.register_tile[0];
-  const bool subgroup_sum = kernel.register_tile[1] == 1;
-  std::string header = shader_header(graph, kernel);
-  if (subgroup_sum) {
-    header.insert(header.find('\n', header.find("#version")) + 1, "#extension GL_KHR_shader_subgroup_arithmetic : require\n");
-  }
-  std::ostringstream text;
-  text << header << math_helpers()
-       << "const uint LOCAL = " << local << "u;\n"
-       << "const uint LANES = " << lanes << "u;  // invocations per output column" << (subgroup_sum ? ", one subgroup" : "")
-       << "\nconst uint COLUMNS = LOCAL / LANES;  // output columns per workgroup\n"
-       << "const uint N = " << u(n) << ", K = " << u(k) << ";\n\n"
-       << (subgroup_sum ? "" : "shared float partial[LOCAL];\n\n");
-  if (norm != nullptr) {
-    text << (subgroup_sum ? "" : "shared float partial_squares[LOCAL];\n") << "float sum_squares = 0.0;\n"
-         << element_reader("load_x", a_slot, kernel.bindings[a_slot].element)
-         << "float load_a(uint e) {\n  float x = load_x(e);\n  sum_squares += x * x;\n  return x * "
-         << writer.load(norm->inputs[1], "e % K") << ";\n}\n";
-  } else if (pointwise_operand) {
-    // The left operand's pointwise tree, at the operand's flat index (a_slot is unused).
-    text << writer.function("load_a", mm.inputs[0], a_shape) << "\n";
-  } else {
-    text << element_reader("load_a", a_slot, kernel.bindings[a_slot].element);
-  }
-  text << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
-       << (pairs ? pair_reader("load_b_pair", b_slot, b_element) : "")
-       << (octets ? word_unpacker("unpack_b", b_element) : "")
-       << matmul_epilogue_functions(graph, kernel, writer)
-       << "void main() {\n"
-       << "  uint batch = gl_WorkGroupID.z;\n"
-       // With one row, A's element (0, kk) sits at kk whether A is transposed or not.
-       << "  uint a_base = " << broadcast_index("batch", out_batch, a_batch) << " * " << u(k) << ";\n"
-       << "  uint b_base = " << broadcast_index("batch", out_batch, b_batch) << " * " << u(k * n) << ";\n"
-       // A subgroup's invocations are its lanes whatever their local indices.
-       << (subgroup_sum ? "  uint lane = gl_SubgroupInvocationID;\n  uint col = gl_WorkGroupID.x * COLUMNS + gl_SubgroupID;\n"
-                        : "  uint lid = gl_LocalInvocationID.x, lane = lid % LANES;\n"
-                          "  uint col = gl_WorkGroupID.x * COLUMNS + lid / LANES;\n")
-       << "  float sum = 0.0;\n"
-       << "  if (col < N) {\n";
-  if (octets) {
-    text << "    uint row_octet = (b_base + col * K) / 8u;\n"
-         << "    for (uint p = lane; p < K / 8u; p += LANES) {\n"
-         << "      uint q = 4u * (row_octet + p);\n"
-         << "      uvec4 w = uvec4(in" << b_slot << ".data[q], in" << b_slot << ".data[q + 1u], in" << b_slot
-         << ".data[q + 2u], in" << b_slot << ".data[q + 3u]);\n"
-         << "      uint e = a_base + 8u * p;\n"
-         << "      sum += dot(unpack_b(w.x), vec2(load_a(e), load_a(e + 1u))) + dot(unpack_b(w.y), vec2(load_a(e + 2u), load_a(e + 3u))) +\n"
-         << "             dot(unpack_b(w.z), vec2(load_a(e + 4u), load_a(e + 5u))) + dot(unpack_b(w.w), vec2(load_a(e + 6u), load_a(e + 7u)));\n"
-         << "    }\n";
-  } else if (pairs) {
-    text << "    uint row_word = (b_base + col * K) / 2u;\n"
-         << "    for (uint p = lane; p < K / 2u; p += LANES) {\n"
-         << "      vec2 w = load_b_pair(row_word + p);\n"
-         << "      sum += load_a(a_base + 2u * p) * w.x + load_a(a_base + 2u * p + 1u) * w.y;\n"
-         << "    }\n";
-  } else {
-    text << "    for (uint kk = lane; kk < K; kk += LANES) sum += load_a(a_base + kk) * load_b(b_base + col * K + kk);\n";
-  }
-  const bool normed = norm != nullptr;
-  text << "  }\n";
-  if (subgroup_sum) {
-    text << "  float total = subgroupAdd(sum);\n" << (normed ? "  float squares = subgroupAdd(sum_squares);\n" : "");
-  } else {
-    text << "  partial[lid] = sum;\n"
-         << (normed ? "  partial_squares[lid] = sum_squares;\n" : "")
-         << "  barrier();\n"
-         << "  for (uint stride = LANES / 2u; stride > 0u; stride >>= 1u) {\n"
-         << "    if (lane < stride) partial[lid] += partial[lid + stride];\n"
-         << (normed ? "    if (lane < stride) partial_squares[lid] += partial_squares[lid + stride];\n" : "")
-         << "    barrier();\n"
-         << "  }\n"
-         << "  float total = partial[lid];\n" << (normed ? "  float squares = partial_squares[lid];\n" : "");
-  }
-  text << "  if (lane == 0u && col < N) {\n"
-       << "    uint i = batch * N + col;\n";
-  if (normed) {
-    text << "    float scale = inversesqrt(squares / " << float_literal(static_cast<double>(k)) << " + "
-         << float_literal(norm->attrs.eps) << ");\n"
-         << "    " << store_output(kernel, "i", "epilogue(i, product(i, total * scale))") << "\n";
-  } else {
-    text << "    " << store_output(kernel, "i", "epilogue(i, product(i, total))") << "\n";
-  }
-  text << "  }\n"
-       << "}\n";
   return text.str();
 }
 

@@ -45,6 +45,12 @@ std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::st
 std::vector<std::string> wide_tile_values(int halves);
 std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half);
 
+// The GEMV form (matmul_gemv.cpp): one row times B stored [N, K]. With `norm` (an RMSNorm of the
+// row fused into the kernel, compile/grouping.h) a_slot binds the norm's input; with
+// `pointwise_operand` the left operand's fused pointwise tree is evaluated per element.
+std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer, size_t a_slot,
+                          size_t b_slot, const Node* norm, bool pointwise_operand = false);
+
 // The prefetching form: 128×128 tiles (an 8×8 register tile) or 64×64 (4×4; matmul_wide.cpp).
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot);

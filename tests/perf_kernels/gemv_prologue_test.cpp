@@ -1,8 +1,8 @@
 // An RMSNorm or a pointwise op (a SwiGLU) read only by a one-row product with weights stored
 // [N, K] is computed inside that product's GEMV kernel (compile/grouping.h: computes_gemv_operand):
 // which graphs fuse, and the fused kernels against the CPU reference with a bias and activation
-// epilogue, batches, rows that are not a multiple of the 32 lanes, and 16-bit weights read in pairs
-// and in 16-byte runs.
+// epilogue, batches, rows that are not a multiple of the 32 lanes, rows too long to stage in shared
+// memory, and 16-bit weights read in pairs and in 16-byte runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -122,6 +122,8 @@ TEST(GemvPrologue, FusedKernelMatchesTheReference) {
   const Case cases[] = {
       {1, 96, 70, false, DType::f32},  {2, 45, 33, true, DType::f32},   {1, 576, 300, true, DType::f32},
       {1, 70, 40, false, DType::f16},  {2, 96, 50, true, DType::bf16},  {1, 96, 20, false, DType::f16},
+      // Rows past 4096 elements are not staged in shared memory: vec4 weights, then single ones.
+      {1, 4100, 20, true, DType::f32}, {2, 4101, 9, false, DType::f32},
   };
   for (const Case& c : cases) {
     const Graph graph = normed_row(c.batch, c.k, c.n, c.linear);
