@@ -90,8 +90,13 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
       text << "  for (uint e = lid; e < K; e += LOCAL) a_stage[e] = compute_a(a_base + e);\n"
            << "#define load_a(e) a_stage[(e) - a_base]\n";
     }
-    if (normed) {
-      // The row's sum of squares over the whole workgroup (the stage's barrier included).
+    if (normed && subgroup_sum) {
+      // The row's sum of squares over the whole workgroup: each subgroup's, then theirs (the
+      // stage's barrier included).
+      text << "  float subgroup_squares = subgroupAdd(sum_squares);\n"
+           << "  if (lane == 0u) partial[gl_SubgroupID] = subgroup_squares;\n  barrier();\n"
+           << "  float squares = 0.0;\n  for (uint s = 0u; s < COLUMNS; ++s) squares += partial[s];\n";
+    } else if (normed) {
       text << "  partial[lid] = sum_squares;\n  barrier();\n"
            << "  for (uint stride = LOCAL / 2u; stride > 0u; stride >>= 1u) {\n"
            << "    if (lid < stride) partial[lid] += partial[lid + stride];\n    barrier();\n  }\n"
