@@ -240,18 +240,19 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
                                 ? 16u
                                 : 8u;
       uint32_t reg = (m >= 64 && n >= 64) ? 4u : 1u;
-      // Fewer than 64 tiles of 64×64 leave most of a large GPU idle: 2×2 outputs per invocation
-      // quadruple the workgroups (SmolLM2's 128-token prefill, 18 tiles per product: 17.1 -> 12.5 ms
-      // of kernel time on an H200).
+      const Shape& a_shape = graph.node(mm.inputs[0]).shape;
+      const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back());
+      // Fewer than 64 tiles of 64×64 leave most of a large GPU idle. With K long enough to split
+      // (128 terms or more, below) split-K fills it and the prefetching 64×64 tiles stay (SmolLM2's
+      // 128-token prefill, 18 tiles per product: 5.86 -> 4.91 ms on an H100 against 32×32 tiles);
+      // with a shorter K, 2×2 outputs per invocation quadruple the workgroups instead.
       const uint64_t tiles64 = static_cast<uint64_t>((m + 63) / 64) * static_cast<uint64_t>((n + 63) / 64) *
                                static_cast<uint64_t>(batch);
-      if (side == 16 && reg == 4 && tiles64 < 64) reg = 2u;
+      if (side == 16 && reg == 4 && tiles64 < 64 && k < 128) reg = 2u;
       // A short K (< 64: a classifier's gradient back through its few classes) leaves nothing to
       // split and little to compute per output: the product is bound by its stores and by how many
       // workgroups share them, so 32×32 tiles up to 256 of 64×64 (an H100 MLP step 0.166 -> 0.163 ms
       // for 256×1024 outputs over K = 10).
-      const Shape& a_shape = graph.node(mm.inputs[0]).shape;
-      const uint64_t k = static_cast<uint64_t>(mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back());
       if (side == 16 && reg == 4 && k < 64 && tiles64 < 256) reg = 2u;
       while (reg > 1 && 2ull * 16 * side * reg * 4 > caps.max_shared_memory_bytes) reg /= 2;
       // Large products: 128×128 tiles of 8×8 outputs per invocation (codegen/matmul_wide.cpp, two

@@ -142,17 +142,22 @@ TEST(MatmulSplitK, FewTilesWithLongKEveryTransposeAndForm) {
       EXPECT_LT(outcome.error, 1e-5) << which;
     }
   }
-  // 2×2 outputs per invocation (12 tiles of 64: 35 of 32) with a bias + ReLU epilogue applied once,
-  // after the splits are added.
+  // 12 tiles of 64×64 keep the 4×4 form, K = 300 split 4 ways, with a bias + ReLU epilogue applied
+  // once, after the splits are added.
   Graph g;
   Tensor x = g.input("x", {200, 300});
   Tensor w = g.input("w", {130, 300});
   Tensor bias = g.input("bias", {130});
   g.set_outputs({g.relu(g.linear(x, w, bias))});
   const Outcome linear = run_matmul(g, false, 32, 3);
-  EXPECT_EQ(linear.register_tile[0], 2u);
+  EXPECT_EQ(linear.register_tile[0], 4u);
   EXPECT_EQ(linear.split_k, 4u);
   EXPECT_LT(linear.error, 1e-5);
+  // With K = 100 (too short to split) the same 12 tiles become 35 of 32×32 instead.
+  const Outcome short_k = run_matmul(batched_matmul(1, 200, 130, 100, false, true), false, 37);
+  EXPECT_EQ(short_k.register_tile[0], 2u);
+  EXPECT_EQ(short_k.split_k, 1u);
+  EXPECT_LT(short_k.error, 1e-5);
   // One output per invocation: a classifier's 10 columns over K = 1000 (2 tiles: 13 splits of 80
   // terms, at least 64 each) and the small-device workgroups (8×8).
   const Outcome narrow = run_matmul(batched_matmul(1, 32, 10, 1000, false, true), false, 33, 3);
