@@ -202,6 +202,10 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       << "uint k_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * D; }\n"
       << "uint v_at(uint b, uint h, uint j) { return ((b * HKV + h) * SKV + j) * DV; }\n"
       << "uint o_at(uint b, uint h, uint i) { return ((b * HQ + h) * S + i) * DV; }\n"
+      // Where the kernel stores row i of head h: heads merged ([B, S, HQ, DV]) when it stores
+      // through a permute (compile/grouping.h: merges_heads).
+      << "uint out_at(uint b, uint h, uint i) { return "
+      << (kernel.root != kernel.anchor ? "((b * S + i) * HQ + h) * DV" : "o_at(b, h, i)") << "; }\n"
       << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n"
       << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
   if (written_v) {
@@ -271,7 +275,7 @@ std::string query_rows_main() {
 // vec4 columns of the lanes' output rows that fit the key tile at once when the forward merges
 // them (0: the tile is too small; merge one column at a time through merge_v).
 uint32_t merge_chunk(const Graph& graph, const compile::Kernel& kernel) {
-  const Node& node = graph.node(kernel.root);
+  const Node& node = graph.node(kernel.anchor);
   const int64_t d = graph.node(node.inputs[0]).shape[3], dv = graph.node(node.inputs[2]).shape[3];
   const uint64_t d4 = static_cast<uint64_t>((d + 3) / 4), dv4 = static_cast<uint64_t>((dv + 3) / 4);
   const uint64_t tile_vec4s = static_cast<uint64_t>(kernel.register_tile[0]) * (d4 | 1);
@@ -280,7 +284,7 @@ uint32_t merge_chunk(const Graph& graph, const compile::Kernel& kernel) {
 }
 
 std::string forward_body(const Graph& graph, const compile::Kernel& kernel, bool with_values) {
-  const Node& node = graph.node(kernel.root);
+  const Node& node = graph.node(kernel.anchor);
   const auto lse_it = std::find_if(kernel.extra_outputs.begin(), kernel.extra_outputs.end(),
                                    [&](int32_t id) { return graph.node(id).op == Op::attention_lse; });
   const bool keeps_lse = with_values && lse_it != kernel.extra_outputs.end();
@@ -348,7 +352,7 @@ shared float merge_b[R * L];
     if (with_values) {
       out << R"(  if (!valid) return;
   float inv = l > 0.0 ? 1.0 / l : 0.0;
-  [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[o_at(b, h, i) + d] = acc[d / 4u][d % 4u] * inv;
+  [[unroll]] for (uint d = 0u; d < DV; ++d) result.data[out_at(b, h, i) + d] = acc[d / 4u][d % 4u] * inv;
 )" << (keeps_lse ? "  " + lse_out + ".data[row_at(b, h, i)] = l > 0.0 ? m + log(l) : uintBitsToFloat(0x7f800000u);\n" : "")
           << "}\n";
     } else {
@@ -397,7 +401,7 @@ shared float merge_b[R * L];
       uint d = c0 * 4u + e;
       float sum = 0.0;
       for (uint t = 0u; t < L; ++t) sum += k_tile[(row * L + t) * CHUNK + e / 4u][e % 4u];
-      if (valid && d < DV) result.data[o_at(b, h, i) + d] = sum * inv;
+      if (valid && d < DV) result.data[out_at(b, h, i) + d] = sum * inv;
     }
   }
 }
@@ -411,7 +415,7 @@ shared float merge_b[R * L];
     if (lane == 0u && valid) {
       vec4 sum = vec4(0.0);
       for (uint t = 0u; t < L; ++t) sum += merge_v[row * L + t];
-      STORE4(o_at(b, h, i), c, DV, sum * inv);
+      STORE4(out_at(b, h, i), c, DV, sum * inv);
     }
   }
 }
@@ -599,7 +603,8 @@ void main() {
 }  // namespace
 
 std::string generate_attention(const Graph& graph, const compile::Kernel& kernel) {
-  const Node& node = graph.node(kernel.root);
+  // The anchor is the attention op; the root may be a permute it stores through (compile/grouping.h).
+  const Node& node = graph.node(kernel.anchor);
   std::ostringstream out;
   std::string header = shader_header(graph, kernel);
   // Every kernel unrolls its loops over the head dim ([[unroll]]): llvmpipe (lavapipe)

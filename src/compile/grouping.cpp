@@ -72,6 +72,11 @@ bool rotates_on_load(const Node& consumer, int32_t producer) {
 
 }  // namespace
 
+bool merges_heads(const Graph& graph, const Node& node) {
+  return node.op == Op::permute && node.shape.size() == 4 && node.attrs.ints == std::vector<int64_t>{0, 2, 1, 3} &&
+         !permute_keeps_order(node) && graph.node(node.inputs[0]).dtype == node.dtype;
+}
+
 bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write) {
   const Node& node = graph.node(write);
   if (node.op != Op::kv_cache_write || consumer.op != Op::attention || consumer.inputs.size() < 4) return false;
@@ -332,6 +337,9 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
           rope_prologue = true;
         } else if (group.anchor == consumer && computes_gemv_operand(graph, nodes[consumer], id)) {
           join = target;  // a prologue: the matmul stays the anchor
+        } else if (nodes[id].op == Op::attention && group.nodes.size() == 1 && group.root == consumer &&
+                   merges_heads(graph, nodes[consumer])) {
+          join = target;  // the attention stores its rows in the permuted layout; it becomes the anchor
         }
       }
     }

@@ -19,6 +19,8 @@
 //   older rows from the cache, the new row from the update (rotating it if the rope joined the
 //   write), and its first workgroup of each kv head stores the row in the cache. A decode step's
 //   cache writes need no kernel and no stage of their own. The cache may be an output.
+// - an attention read only by a permute that merges its heads (merges_heads) joins that permute's
+//   kernel as its anchor: it stores each row where the permute would put it.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
@@ -73,6 +75,11 @@ bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t pro
 // row of its workgroup, and the workgroup sums them in shared memory).
 constexpr int64_t classifier_max_classes = 15;
 bool is_classifier_head(const Graph& graph, const Node& node);
+
+// A permute [B, H, S, D] -> [B, S, H, D] that moves elements (S > 1): an attention read only by it
+// stores its rows in that order (the heads merged back for the output projection), one kernel and
+// one stage fewer per layer of a prefill.
+bool merges_heads(const Graph& graph, const Node& node);
 
 // Whether `write` (a kv_cache_write) can join the attention `consumer` (see the rules above).
 bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write);

@@ -46,7 +46,7 @@ uint64_t shared_floats(const DeviceCaps& caps, uint64_t reserved) {
 }
 
 void set_attention(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
-  const Node& node = graph.node(kernel.root);
+  const Node& node = graph.node(kernel.anchor);  // the root may be a permute it stores through
   const bool has_v = node.op != Op::attention_lse;  // attention_lse reads q and k only
   const Shape& q = graph.node(node.inputs[0]).shape;
   const Shape& k = graph.node(node.inputs[1]).shape;
