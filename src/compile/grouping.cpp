@@ -106,6 +106,17 @@ bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t pro
 
 namespace {
 
+// Removes the groups marked merged (their nodes now belong to another group), keeping the order.
+void drop_merged(std::vector<Group>& groups, const std::vector<bool>& merged) {
+  size_t kept = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (merged[g]) continue;
+    if (kept != g) groups[kept] = std::move(groups[g]);
+    ++kept;
+  }
+  groups.resize(kept);
+}
+
 // attention(q, k, v, [mask], [offset]) and attention_lse(q, k, [mask], [offset]) with equal
 // operands and options: the same softmax statistics.
 bool same_statistics(const Node& attention, const Node& lse) {
@@ -135,13 +146,7 @@ void merge_row_statistics(const Graph& graph, std::vector<Group>& groups) {
     forward.nodes.push_back(groups[g].root);
     merged[g] = true;
   }
-  size_t kept = 0;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    if (merged[g]) continue;
-    if (kept != g) groups[kept] = std::move(groups[g]);
-    ++kept;
-  }
-  groups.resize(kept);
+  drop_merged(groups, merged);
 }
 
 // A classifier head (compile/grouping.h): logits = x·Wᵀ (+ b) over at most
@@ -212,13 +217,7 @@ void merge_classifier_heads(const Graph& graph, std::vector<Group>& groups) {
     groups.push_back(std::move(fused));
     merged.push_back(false);
   }
-  size_t kept = 0;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    if (merged[g]) continue;
-    if (kept != g) groups[kept] = std::move(groups[g]);
-    ++kept;
-  }
-  groups.resize(kept);
+  drop_merged(groups, merged);
 }
 
 }  // namespace
