@@ -41,15 +41,6 @@ bool writes_cache(const Graph& graph, const compile::Kernel& kernel, const Node&
   return false;
 }
 
-// The binding name of value `id` the kernel stores: `result` for its root, result1, result2, … for
-// its extra outputs.
-std::string output_binding(const compile::Kernel& kernel, int32_t id) {
-  if (id == kernel.root) return "result";
-  const auto it = std::find(kernel.extra_outputs.begin(), kernel.extra_outputs.end(), id);
-  if (it == kernel.extra_outputs.end()) throw Error("codegen: attention kernel does not store node " + std::to_string(id));
-  return "result" + std::to_string(it - kernel.extra_outputs.begin() + 1);
-}
-
 // Element d of new row `r` of a cache write's update at kv head h (batch b), rotated when a rope
 // joined the write: a GLSL expression over b, h, r, d.
 std::string update_element(const Graph& graph, const compile::Kernel& kernel, const Node& write) {

@@ -59,15 +59,8 @@ std::string generate_classifier(const Graph& graph, const compile::Kernel& kerne
   for (int32_t id : kernel.nodes) {
     if (graph.node(id).op == Op::cross_entropy_loss) loss = id;
   }
-  // The root is `result`, extra outputs result1, result2, … in their order.
-  const auto output = [&](int32_t id) {
-    if (id == kernel.root) return std::string("result");
-    const auto it = std::find(kernel.extra_outputs.begin(), kernel.extra_outputs.end(), id);
-    if (it == kernel.extra_outputs.end()) throw Error("codegen: a classifier kernel does not store node " + std::to_string(id));
-    return "result" + std::to_string(it - kernel.extra_outputs.begin() + 1);
-  };
-  const std::string logits_out = output(logits_id);
-  const std::string grad_out = output(kernel.anchor);
+  const std::string logits_out = output_binding(kernel, logits_id);
+  const std::string grad_out = output_binding(kernel, kernel.anchor);
   const uint32_t rows = kernel.register_tile[0];
   const uint32_t local = kernel.local_size[0];
   const uint32_t subgroup = kernel.register_tile[1];  // partial sums meet through subgroupAdd (0: a tree)
@@ -101,8 +94,7 @@ std::string generate_classifier(const Graph& graph, const compile::Kernel& kerne
         << (loss >= 0 ? workgroup_reductions() : "")
         << (loss >= 0 ? "float block_sum(float v) { return workgroup_sum(v); }\n" : "");
   }
-  out
-      << "shared float grad_rows[ROWS * " << C << "];\n\n"
+  out << "shared float grad_rows[ROWS * " << C << "];\n\n"
       << "float load_x(uint e) { return " << writer.load(head.inputs[0], "e") << "; }\n"
       << "float load_w(uint e) { return " << writer.load(head.inputs[1], "e") << "; }\n"
       << "float load_bias(uint c) { return "
@@ -215,7 +207,7 @@ std::string generate_classifier(const Graph& graph, const compile::Kernel& kerne
         << "    for (uint r = lid; r < " << M << "; r += WG) {\n      loss += partials.data[r];\n"
         << "      rows_counted += partials.data[" << M << " + r];\n    }\n"
         << "    loss = block_sum(loss);\n    rows_counted = block_sum(rows_counted);\n"
-        << "    if (lid == 0u) " << output(loss) << ".data[0] = rows_counted > 0.0 ? loss / rows_counted : 0.0;\n"
+        << "    if (lid == 0u) " << output_binding(kernel, loss) << ".data[0] = rows_counted > 0.0 ? loss / rows_counted : 0.0;\n"
         << "  }\n";
   }
   if (back >= 0) {

@@ -1,5 +1,6 @@
 #include "codegen/glsl.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -74,6 +75,15 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
 std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value) {
   if (kernel.store_function.empty()) return "result.data[" + index + "] = " + value + ";";
   return "store_result(" + index + ", " + value + ");";
+}
+
+std::string output_binding(const compile::Kernel& kernel, int32_t id) {
+  if (id == kernel.root) return "result";
+  const auto it = std::find(kernel.extra_outputs.begin(), kernel.extra_outputs.end(), id);
+  if (it == kernel.extra_outputs.end()) {
+    throw Error("codegen: kernel \"" + kernel.label + "\" does not store node " + std::to_string(id));
+  }
+  return "result" + std::to_string(it - kernel.extra_outputs.begin() + 1);
 }
 
 std::string arrival_declarations(const compile::Kernel& kernel) {

@@ -31,6 +31,10 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel);
 // or a call of the kernel's store function (compile::Kernel::store_function) when it has one.
 std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value);
 
+// The binding name of value `id` the kernel stores: `result` for its root, result1, result2, … for
+// its extra outputs (compile::Kernel::extra_outputs). Error for a value it does not store.
+std::string output_binding(const compile::Kernel& kernel, int32_t id);
+
 // For kernels with arrival counters (compile::Kernel::arrival_counters): the `partials` (float) and
 // `arrivals` (uint) buffers, both coherent, and GLSL `bool arrive_last(uint counter, uint expected)`:
 // called by every invocation once it has stored its partials, it returns true in the last of the
