@@ -496,7 +496,17 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     workspace_bytes += (counters + alignment - 1) / alignment * alignment;
   }
 
-  // Arena placement.
+  // Arena placement, each lifetime widened to the runs of independent kernels it begins and ends
+  // in, so that kernels which could share a stage never share space.
+  std::vector<std::vector<int32_t>> kernel_reads, kernel_writes;
+  for (const Kernel& kernel : plan.kernels) {
+    std::vector<int32_t> reads, writes = {owner[kernel.root]};
+    for (int32_t input : kernel.inputs) reads.push_back(owner[input]);
+    for (int32_t extra : kernel.extra_outputs) writes.push_back(owner[extra]);
+    kernel_reads.push_back(std::move(reads));
+    kernel_writes.push_back(std::move(writes));
+  }
+  const std::vector<IndependentRun> runs = independent_runs(kernel_reads, kernel_writes);
   std::vector<int32_t> arena_nodes;
   std::vector<Lifetime> arena_lifetimes;
   for (const auto& [node, lifetime] : lifetimes) {
@@ -504,6 +514,10 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     arena_lifetimes.push_back(lifetime);
   }
   arena_lifetimes.insert(arena_lifetimes.end(), partial_lifetimes.begin(), partial_lifetimes.end());
+  for (Lifetime& lifetime : arena_lifetimes) {
+    lifetime.first = runs[static_cast<size_t>(lifetime.first)].first;
+    lifetime.last = runs[static_cast<size_t>(lifetime.last)].last;
+  }
   const ArenaLayout layout = plan_arena(arena_lifetimes, alignment);
   plan.arena_bytes = layout.peak_bytes;
   plan.unshared_bytes = layout.total_bytes;

@@ -87,4 +87,30 @@ void order_by_depth(const Graph& graph, std::vector<Group>& groups, const std::v
   groups = std::move(sorted);
 }
 
+std::vector<IndependentRun> independent_runs(const std::vector<std::vector<int32_t>>& reads,
+                                   const std::vector<std::vector<int32_t>>& writes) {
+  const int count = static_cast<int>(reads.size());
+  std::vector<IndependentRun> runs(static_cast<size_t>(count));
+  std::set<int32_t> written, read;  // by the current run's kernels
+  int first = 0;
+  auto close = [&](int end) {
+    for (int k = first; k < end; ++k) runs[static_cast<size_t>(k)] = {first, end - 1};
+    first = end;
+    written.clear();
+    read.clear();
+  };
+  for (int k = 0; k < count; ++k) {
+    const auto& in = reads[static_cast<size_t>(k)];
+    const auto& out = writes[static_cast<size_t>(k)];
+    const bool depends = std::any_of(in.begin(), in.end(), [&](int32_t v) { return written.count(v) > 0; }) ||
+                         std::any_of(out.begin(), out.end(), [&](int32_t v) { return written.count(v) || read.count(v); });
+    if (depends) close(k);
+    written.insert(out.begin(), out.end());
+    read.insert(in.begin(), in.end());
+  }
+  close(count);
+  return runs;
+}
+
 }  // namespace meganeura::compile
+

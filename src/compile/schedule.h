@@ -20,4 +20,16 @@ namespace meganeura::compile {
 // cache input).
 void order_by_depth(const Graph& graph, std::vector<Group>& groups, const std::vector<int32_t>& owner);
 
+// Runs of consecutive kernels none of which reads or writes a value another kernel of the run
+// writes: the stages they can share once their storage does not overlap. Memory planning widens
+// arena lifetimes to whole runs, so that kernels of one run never reuse each other's space (split-K
+// partial sums kept only for their own kernel put SmolLM2's q, k and v products in three stages).
+// reads[k] and writes[k]: the values (storage owners) kernel k reads and writes.
+struct IndependentRun {
+  int first = 0;  // position of the run's first kernel
+  int last = 0;   // and of its last (inclusive)
+};
+std::vector<IndependentRun> independent_runs(const std::vector<std::vector<int32_t>>& reads,
+                                   const std::vector<std::vector<int32_t>>& writes);
+
 }  // namespace meganeura::compile

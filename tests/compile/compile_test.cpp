@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "compile/plan.h"
+#include "compile/schedule.h"
 #include "meganeura/error.h"
 
 namespace meganeura::compile {
@@ -142,6 +143,47 @@ TEST(Compile, SplitKMatmulsBindPartialSumsAndArrivalCounters) {
   ASSERT_EQ(unsplit.kernels.size(), 1u);
   EXPECT_EQ(unsplit.kernels[0].split_k, 1u);
   EXPECT_EQ(unsplit.kernels[0].bindings.size(), 3u);
+}
+
+TEST(Compile, SplitKProductsOfOneInputShareAStage) {
+  // A prefill layer's q, k and v products: few tiles each, so all three split K. Their partial sums
+  // live as long as the stage, not the kernel, or the second would reuse the first's and wait for it.
+  Graph g;
+  Tensor x = g.input("x", {128, 576});
+  Tensor q = g.matmul(x, g.parameter("q", {576, 576}), false, true);
+  Tensor k = g.matmul(x, g.parameter("k", {192, 576}), false, true);
+  Tensor v = g.matmul(x, g.parameter("v", {192, 576}), false, true);
+  g.set_outputs({q, k, v});
+  const Plan plan = compile(g, DeviceCaps::default_for_tests());
+  std::vector<const Kernel*> split;
+  for (const Kernel& kernel : plan.kernels) {
+    if (kernel.split_k > 1) split.push_back(&kernel);
+  }
+  ASSERT_EQ(split.size(), 3u) << plan.summary();
+  EXPECT_FALSE(split[1]->barrier_before) << plan.summary();
+  EXPECT_FALSE(split[2]->barrier_before) << plan.summary();
+  for (size_t i = 0; i < split.size(); ++i) {
+    for (size_t j = i + 1; j < split.size(); ++j) {
+      const Storage& a = split[i]->bindings[split[i]->inputs.size() + 1];
+      const Storage& c = split[j]->bindings[split[j]->inputs.size() + 1];
+      EXPECT_TRUE(a.offset + a.bytes <= c.offset || c.offset + c.bytes <= a.offset);
+    }
+  }
+}
+
+TEST(Compile, IndependentRunsEndAtTheFirstDependence) {
+  // Kernels 0-2 are independent; 3 reads 1's value; 4 overwrites what 3 reads; 5 is independent again.
+  const std::vector<std::vector<int32_t>> reads = {{10}, {10}, {11}, {21}, {}, {12}};
+  const std::vector<std::vector<int32_t>> writes = {{20}, {21}, {22}, {23}, {21}, {24}};
+  const std::vector<IndependentRun> runs = independent_runs(reads, writes);
+  ASSERT_EQ(runs.size(), 6u);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(runs[k].first, 0) << k;
+  EXPECT_EQ(runs[2].last, 2);
+  EXPECT_EQ(runs[3].first, 3);
+  EXPECT_EQ(runs[3].last, 3);
+  EXPECT_EQ(runs[4].first, 4);
+  EXPECT_EQ(runs[5].first, 4);
+  EXPECT_EQ(runs[5].last, 5);
 }
 
 TEST(Compile, CapsShapeTheDispatch) {
