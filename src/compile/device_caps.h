@@ -52,6 +52,9 @@ struct DeviceCaps {
   bool supports_subgroup_arithmetic = false;  // subgroupAdd/Max/... in compute shaders
   bool supports_subgroup_shuffle = false;
 
+  // Streaming multiprocessors (NVIDIA) or compute units (AMD) where the device reports them; 0 when
+  // it does not.
+  uint32_t compute_units = 0;
   std::array<uint32_t, 3> max_workgroup_size = {1024, 1024, 64};
   uint32_t max_workgroup_invocations = 1024;
   std::array<uint32_t, 3> max_compute_workgroup_count = {65535, 65535, 65535};

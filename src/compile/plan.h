@@ -150,6 +150,9 @@ bool reduces_rows_serially(const Graph& graph, const Node& node);
 // kernel's K step (split_k_granularity: 8 for the prefetching 64×64 and 128×128 tiles, else 16).
 uint32_t split_k_granularity(const Kernel& kernel);
 uint64_t split_k_span(uint64_t k, uint32_t split, uint32_t granularity);
+// The split of K (at most `longest`) for `tiles` output tiles that leaves the fewest terms to the
+// busiest of `compute_units` units, each running its workgroups in turn (fewest splits on a tie).
+uint32_t balanced_split_k(uint64_t tiles, uint64_t k, uint64_t longest, uint32_t compute_units, uint32_t granularity);
 
 // Elements of `shape` times 4 bytes.
 uint64_t tensor_bytes(const Shape& shape);

@@ -501,12 +501,27 @@ Context::Context(const ContextOptions& options) : native_(std::make_unique<Nativ
     auto maintenance3 = vk_struct<VkPhysicalDeviceMaintenance3Properties>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES);
     auto size_control = vk_struct<VkPhysicalDeviceSubgroupSizeControlProperties>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES);
     auto maintenance4 = vk_struct<VkPhysicalDeviceMaintenance4Properties>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES);
+    // Compute units (NVIDIA SMs, AMD CUs) where the device says, for splitting small products into
+    // whole waves; the extensions need only be offered to be queried.
+    auto nv_sms = vk_struct<VkPhysicalDeviceShaderSMBuiltinsPropertiesNV>(
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV);
+    auto amd_cores = vk_struct<VkPhysicalDeviceShaderCorePropertiesAMD>(
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD);
+    const bool has_nv_sms = has_extension(available_extensions, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME);
+    const bool has_amd_cores = has_extension(available_extensions, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME);
     properties.pNext = &subgroup;
     subgroup.pNext = &maintenance3;
+    void** properties_tail = &maintenance3.pNext;
     if (v13) {
       maintenance3.pNext = &size_control;
       size_control.pNext = &maintenance4;
+      properties_tail = &maintenance4.pNext;
     }
+    if (has_nv_sms) {
+      *properties_tail = &nv_sms;
+      properties_tail = &nv_sms.pNext;
+    }
+    if (has_amd_cores) *properties_tail = &amd_cores;
     vkGetPhysicalDeviceProperties2(n.physical, &properties);
     const VkPhysicalDeviceLimits& limits = properties.properties.limits;
     vkGetPhysicalDeviceMemoryProperties(n.physical, &n.memory_properties);
@@ -532,6 +547,11 @@ Context::Context(const ContextOptions& options) : native_(std::make_unique<Nativ
       caps.max_compute_workgroup_count[i] = limits.maxComputeWorkGroupCount[i];
     }
     caps.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
+    if (has_nv_sms) caps.compute_units = nv_sms.shaderSMCount;
+    if (has_amd_cores) {
+      caps.compute_units = amd_cores.shaderEngineCount * amd_cores.shaderArraysPerEngineCount *
+                           amd_cores.computeUnitsPerShaderArray;
+    }
     caps.max_shared_memory_bytes = limits.maxComputeSharedMemorySize;
     caps.max_storage_buffer_range = limits.maxStorageBufferRange;
     caps.min_storage_buffer_offset_alignment = limits.minStorageBufferOffsetAlignment;

@@ -171,6 +171,29 @@ TEST(Compile, SplitKProductsOfOneInputShareAStage) {
   }
 }
 
+TEST(Compile, ShortSplitsSpreadWholeWaves) {
+  // 128 rows × 576 over K = 576: 18 tiles of 64×64. K allows 9 splits of 64 terms (162 workgroups:
+  // 30 of 132 units run two, 128 terms); 7 splits of 88 fill one wave of 126 instead. Where the
+  // device does not report its units the split stays 9; and a product that reaches its 512
+  // workgroups (256 × 1024 over K = 784) keeps its 8 splits either way.
+  EXPECT_EQ(balanced_split_k(18, 576, 9, 132, 8), 7u);
+  EXPECT_EQ(balanced_split_k(48, 576, 9, 132, 8), 8u);    // 384 workgroups: 3 waves of 72 terms
+  EXPECT_EQ(balanced_split_k(18, 1536, 24, 132, 8), 22u);  // 396: 3 waves of 72
+  EXPECT_EQ(balanced_split_k(5, 100, 1, 132, 8), 1u);
+  auto split_of = [](int64_t m, int64_t n, int64_t k, uint32_t units) {
+    Graph g;
+    g.set_outputs({g.matmul(g.input("x", {m, k}), g.parameter("w", {n, k}), false, true)});
+    DeviceCaps caps = DeviceCaps::default_for_tests();
+    caps.compute_units = units;
+    const Plan plan = compile(g, caps);
+    return plan.kernels.at(0).split_k;
+  };
+  EXPECT_EQ(split_of(128, 576, 576, 0), 9u);
+  EXPECT_EQ(split_of(128, 576, 576, 132), 7u);
+  EXPECT_EQ(split_of(256, 1024, 784, 0), 8u);
+  EXPECT_EQ(split_of(256, 1024, 784, 132), 8u);
+}
+
 TEST(Compile, IndependentRunsEndAtTheFirstDependence) {
   // Kernels 0-2 are independent; 3 reads 1's value; 4 overwrites what 3 reads; 5 is independent again.
   const std::vector<std::vector<int32_t>> reads = {{10}, {10}, {11}, {21}, {}, {12}};
