@@ -25,17 +25,18 @@ std::string ExpressionWriter::load(int32_t node, const std::string& index) const
 }
 
 std::string ExpressionWriter::function(const std::string& name, int32_t target, const Shape& index_shape,
-                                       int32_t acc_node) {
+                                       int32_t acc_node, int32_t partner_node) {
   std::string body;
   std::map<int32_t, std::string> names;
-  const std::string result = value(target, body, names, index_shape, acc_node);
-  return "float " + name + "(uint i" + (acc_node >= 0 ? ", float acc" : "") + ") {\n" + body + "  return " + result +
-         ";\n}\n";
+  const std::string result = value(target, body, names, index_shape, acc_node, partner_node);
+  return "float " + name + "(uint i" + (acc_node >= 0 ? ", float acc" : "") + (partner_node >= 0 ? ", float acc2" : "") +
+         ") {\n" + body + "  return " + result + ";\n}\n";
 }
 
 std::string ExpressionWriter::value(int32_t node, std::string& body, std::map<int32_t, std::string>& names,
-                                    const Shape& index_shape, int32_t acc_node) const {
+                                    const Shape& index_shape, int32_t acc_node, int32_t partner_node) const {
   if (node == acc_node) return "acc";
+  if (node == partner_node) return "acc2";
   auto known = names.find(node);
   if (known != names.end()) return known->second;
   const Node& n = graph_.node(node);
@@ -45,7 +46,7 @@ std::string ExpressionWriter::value(int32_t node, std::string& body, std::map<in
     expression = load(node, broadcast_index("i", index_shape, n.shape));
   } else {
     std::vector<std::string> args;
-    for (int32_t input : n.inputs) args.push_back(value(input, body, names, index_shape, acc_node));
+    for (int32_t input : n.inputs) args.push_back(value(input, body, names, index_shape, acc_node, partner_node));
     if (n.op == Op::dropout) args.push_back(broadcast_index("i", index_shape, n.shape));
     expression = op_expression(n, args);
   }

@@ -21,7 +21,9 @@ class ExpressionWriter {
  public:
   ExpressionWriter(const Graph& graph, const compile::Kernel& kernel);
 
-  std::string function(const std::string& name, int32_t target, const Shape& index_shape, int32_t acc_node = -1);
+  // With `partner_node` as well (a paired product, compile/grouping.h), that node is `acc2`.
+  std::string function(const std::string& name, int32_t target, const Shape& index_shape, int32_t acc_node = -1,
+                       int32_t partner_node = -1);
 
   // Binding slot of an input node of the kernel; Error when it is not one.
   size_t binding_of(int32_t node) const;
@@ -30,7 +32,7 @@ class ExpressionWriter {
 
  private:
   std::string value(int32_t node, std::string& body, std::map<int32_t, std::string>& names, const Shape& index_shape,
-                    int32_t acc_node) const;
+                    int32_t acc_node, int32_t partner_node) const;
   std::string op_expression(const Node& node, const std::vector<std::string>& args) const;
 
   const Graph& graph_;

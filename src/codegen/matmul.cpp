@@ -3,7 +3,8 @@
 // Batched over the leading dims (broadcast), transposes folded into the loads, and a pointwise
 // epilogue (bias, activation, residual) applied to each output before it is stored. Operands read
 // through load_a/load_b, which widen weights stored as 16-bit. Kernels marked cooperative_matrix
-// take the tensor-core form (matmul_coop.cpp); one-row products the GEMV form (matmul_gemv.cpp).
+// take the tensor-core form (matmul_coop.cpp); one-row products the GEMV form (matmul_gemv.cpp);
+// kernels with a partner product the paired form (matmul_paired.cpp).
 #include <algorithm>
 #include <sstream>
 
@@ -133,6 +134,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
 
+  if (kernel.partner >= 0) return generate_paired_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot, norm);
   // 16×16 invocations with 4×4 or 8×8 outputs each (compile gives 4×4 only to products of 64 tiles

@@ -55,6 +55,11 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot);
 
+// The paired product (compile::Kernel::partner; matmul_paired.cpp): the anchor's and the partner's
+// products of 128 rows × 64 columns per workgroup, both handed to the epilogue.
+std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
+                                   size_t a_slot, size_t b_slot);
+
 // The cooperative-matrix form of a matmul kernel (compile/cooperative_matmul.h sizes it).
 std::string generate_cooperative_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                         size_t a_slot, size_t b_slot);

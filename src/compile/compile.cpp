@@ -55,6 +55,11 @@ uint64_t split_k_span(uint64_t k, uint32_t split, uint32_t granularity) {
   return (slices + split - 1) / split * granularity;
 }
 
+bool runs_paired_products(const DeviceCaps& caps) {
+  return caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 && caps.max_workgroup_size[1] >= 16 &&
+         caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 33 * 16;
+}
+
 uint32_t balanced_split_k(uint64_t tiles, uint64_t k, uint64_t longest, uint32_t compute_units, uint32_t granularity) {
   uint32_t best = 1;
   uint64_t best_terms = ~0ull;
@@ -275,10 +280,14 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       const uint64_t wide_tiles = static_cast<uint64_t>((m + 127) / 128) * static_cast<uint64_t>((n + 127) / 128) *
                                   static_cast<uint64_t>(batch);
       if (side == 16 && wide_tiles >= 256 && caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 33 * 16) reg = 8u;
+      // A paired product: 128 rows × 64 columns of each product per workgroup, the 8×8 form's
+      // columns split between the two weights.
+      if (kernel.partner >= 0) reg = 8u;
       kernel.local_size = {side, side, 1};
       kernel.register_tile = {reg, reg};
       const uint64_t tile = static_cast<uint64_t>(side) * reg;
-      kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), tile), ceil_div(static_cast<uint64_t>(m), tile),
+      const uint64_t tile_columns = kernel.partner >= 0 ? tile / 2 : tile;
+      kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), tile_columns), ceil_div(static_cast<uint64_t>(m), tile),
                            static_cast<uint32_t>(batch)};
       if (kernel.workgroups[0] > caps.max_compute_workgroup_count[0] ||
           kernel.workgroups[1] > caps.max_compute_workgroup_count[1] ||
@@ -381,6 +390,23 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   const int32_t count = static_cast<int32_t>(nodes.size());
   const bool inference = options.purpose == Purpose::inference;
   std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference);
+  // A device without the paired form computes the partner in a kernel of its own, before.
+  if (!runs_paired_products(caps)) {
+    std::vector<Group> unpaired;
+    for (Group& group : groups) {
+      if (group.partner >= 0) {
+        Group alone;
+        alone.archetype = Archetype::matmul;
+        alone.root = alone.anchor = group.partner;
+        alone.nodes = {group.partner};
+        group.nodes.erase(std::find(group.nodes.begin(), group.nodes.end(), group.partner));
+        group.partner = -1;
+        unpaired.push_back(std::move(alone));
+      }
+      unpaired.push_back(std::move(group));
+    }
+    groups = std::move(unpaired);
+  }
   std::vector<int32_t> persistent(graph.outputs().begin(), graph.outputs().end());
   persistent.insert(persistent.end(), options.keep.begin(), options.keep.end());
   const uint64_t alignment = std::max<uint64_t>(caps.min_storage_buffer_offset_alignment, 16);
@@ -473,6 +499,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     kernel.root = group.root;
     kernel.anchor = group.anchor;
     kernel.extra_outputs = group.extra_roots;
+    kernel.partner = group.partner;
     const std::set<int32_t> members(group.nodes.begin(), group.nodes.end());
     for (int32_t id : group.nodes) {
       for (int32_t input : nodes[id].inputs) {

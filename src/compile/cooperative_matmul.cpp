@@ -32,7 +32,7 @@ bool device_runs_cooperative_matmul(const DeviceCaps& caps) {
 }
 
 bool takes_cooperative_matmul(const Plan& plan, const Kernel& kernel, const DeviceCaps& caps) {
-  if (kernel.archetype != Archetype::matmul || !device_runs_cooperative_matmul(caps)) return false;
+  if (kernel.archetype != Archetype::matmul || kernel.partner >= 0 || !device_runs_cooperative_matmul(caps)) return false;
   const Graph& graph = plan.graph;
   const Node& mm = graph.node(kernel.anchor);
   const Shape& out = mm.shape;

@@ -77,6 +77,17 @@ bool merges_heads(const Graph& graph, const Node& node) {
          !permute_keeps_order(node) && graph.node(node.inputs[0]).dtype == node.dtype;
 }
 
+bool pairs_with(const Graph& graph, const Node& anchor, const Node& candidate) {
+  auto plain = [](const Node& n) {
+    return n.op == Op::matmul && !n.attrs.transpose_a && n.attrs.transpose_b && n.dtype == DType::f32 &&
+           n.shape.size() >= 2 && n.shape[n.shape.size() - 2] >= 16;
+  };
+  return plain(anchor) && plain(candidate) && anchor.inputs[0] == candidate.inputs[0] &&
+         anchor.shape == candidate.shape && graph.node(anchor.inputs[1]).shape.size() == 2 &&
+         graph.node(anchor.inputs[1]).shape == graph.node(candidate.inputs[1]).shape &&
+         graph.node(anchor.inputs[1]).dtype == graph.node(candidate.inputs[1]).dtype;
+}
+
 bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write) {
   const Node& node = graph.node(write);
   if (node.op != Op::kv_cache_write || consumer.op != Op::attention || consumer.inputs.size() < 4) return false;
@@ -326,6 +337,14 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
               into_gemv_prologue) {
             join = target;
           }
+        } else if (role[id] == NodeRole::matmul && consumer_pointwise && group.archetype == Archetype::matmul &&
+                   group.partner < 0 && nodes[group.root].shape == nodes[id].shape &&
+                   pairs_with(graph, nodes[group.anchor], nodes[id])) {
+          Group& paired = groups[target];
+          paired.nodes.push_back(id);
+          paired.partner = id;
+          group_of[id] = target;
+          continue;
         } else if ((role[id] == NodeRole::matmul || nodes[id].op == Op::group_norm) && consumer_pointwise &&
                    group.archetype == Archetype::pointwise && nodes[group.root].shape == nodes[id].shape &&
                    nodes[id].dtype == DType::f32) {

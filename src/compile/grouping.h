@@ -21,6 +21,11 @@
 //   cache writes need no kernel and no stage of their own. The cache may be an output.
 // - an attention read only by a permute that merges its heads (merges_heads) joins that permute's
 //   kernel as its anchor: it stores each row where the permute would put it.
+// - a matmul read only by the epilogue of another matmul's kernel, over the same left operand with
+//   weights of the same shape (pairs_with: an MLP's gate beside its up product, joined by a SwiGLU),
+//   joins that kernel as its partner: one workgroup multiplies the shared rows by both weights
+//   and the epilogue sees both products (codegen/matmul_paired.cpp). A prefill layer's gate no
+//   longer needs a kernel, a stage and a buffer of its own.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
@@ -57,6 +62,7 @@ struct Group {
   std::vector<int32_t> nodes;  // ascending
   std::vector<int32_t> extra_roots;  // further values the kernel stores (the attention's lse)
   int32_t order = -1;  // the node id the group's kernel is ordered by when not its root's
+  int32_t partner = -1;  // a paired product's second matmul (pairs_with), read by the epilogue only
   int32_t position() const { return order >= 0 ? order : root; }
 };
 
@@ -80,6 +86,10 @@ bool is_classifier_head(const Graph& graph, const Node& node);
 // stores its rows in that order (the heads merged back for the output projection), one kernel and
 // one stage fewer per layer of a prefill.
 bool merges_heads(const Graph& graph, const Node& node);
+
+// Whether `candidate` can be the partner of the product `anchor`: both f32 matmuls of the same left
+// operand (not transposed, at least 16 rows) with weights stored [N, K] of one shape.
+bool pairs_with(const Graph& graph, const Node& anchor, const Node& candidate);
 
 // Whether `write` (a kv_cache_write) can join the attention `consumer` (see the rules above).
 bool writes_through_attention(const Graph& graph, const Node& consumer, int32_t write);

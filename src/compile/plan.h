@@ -85,6 +85,9 @@ struct Kernel {
   // (deterministic) and applies the epilogue. Products with few output tiles and a long K fill the
   // GPU this way without a second kernel or barrier. Workgroup z is batch · split_k + split.
   uint32_t split_k = 1;
+  // matmul: a paired product's second matmul (compile/grouping.h: pairs_with), multiplied beside the
+  // anchor's in the 128-row tiles of codegen/matmul_paired.cpp; -1 for none.
+  int32_t partner = -1;
   // Workgroups that finish one result together (split-K matmuls; a cross-entropy loss over many
   // classes, a workgroup per row): each stores partial results (`partial_floats` in the arena, live
   // for the kernel alone) and the last to arrive, found through `arrival_counters` counters in the
@@ -145,6 +148,9 @@ constexpr uint64_t reduction_span = 2048;
 // Whether a sum/mean/max reduction runs one invocation per row (many short rows) rather than a
 // workgroup per row.
 bool reduces_rows_serially(const Graph& graph, const Node& node);
+
+// Whether the device runs the paired-product form (16×16 invocations, 8×8 outputs each).
+bool runs_paired_products(const DeviceCaps& caps);
 
 // K terms each workgroup of a split-K matmul sums: K / split rounded up to whole slices of the
 // kernel's K step (split_k_granularity: 8 for the prefetching 64×64 and 128×128 tiles, else 16).

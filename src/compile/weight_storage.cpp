@@ -18,7 +18,10 @@ bool reads_packed_weights(const Graph& graph, const Kernel& kernel, size_t slot)
   for (int32_t id : kernel.nodes) reads += std::count(graph.node(id).inputs.begin(), graph.node(id).inputs.end(), input);
   if (reads != 1) return false;
   const Node& anchor = graph.node(kernel.anchor);
-  if (kernel.archetype == Archetype::matmul) return anchor.inputs[0] == input || anchor.inputs[1] == input;
+  if (kernel.archetype == Archetype::matmul) {
+    return anchor.inputs[0] == input || anchor.inputs[1] == input ||
+           (kernel.partner >= 0 && graph.node(kernel.partner).inputs[1] == input);
+  }
   if (kernel.archetype == Archetype::gather) return anchor.op == Op::embedding && anchor.inputs[0] == input;
   return false;
 }
