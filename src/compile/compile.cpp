@@ -307,8 +307,9 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
         // compute unit sums decides the time, not the count, so the split that spreads whole
         // waves evenly. An H100 prefill went 4.26 -> 3.93 ms (9 -> 7 splits of its 576-wide
         // products, 9 -> 8 for gate and up, 24 -> 22 for down); MLP layers that reach 512 are
-        // faster as they are (0.151 -> 0.186 ms balanced).
-        if (wanted > longest && caps.compute_units > 0) {
+        // faster as they are (0.151 -> 0.186 ms balanced), and so are the small tiles of few rows
+        // (mlp_small_step 0.0250 -> 0.0258 ms balanced): many small workgroups share a unit well.
+        if (wanted > longest && caps.compute_units > 0 && reg >= 4) {
           split = balanced_split_k(tiles, k, longest, caps.compute_units, split_k_granularity(kernel));
         }
         if (split > 1) split = ceil_div(k, split_k_span(k, split, split_k_granularity(kernel)));

@@ -192,6 +192,7 @@ TEST(Compile, ShortSplitsSpreadWholeWaves) {
   EXPECT_EQ(split_of(128, 576, 576, 132), 7u);
   EXPECT_EQ(split_of(256, 1024, 784, 0), 8u);
   EXPECT_EQ(split_of(256, 1024, 784, 132), 8u);
+  EXPECT_EQ(split_of(32, 128, 784, 132), split_of(32, 128, 784, 0));  // 16×16 tiles: many share a unit
 }
 
 TEST(Compile, IndependentRunsEndAtTheFirstDependence) {

@@ -72,6 +72,38 @@ INSTANTIATE_TEST_SUITE_P(Attention, AttentionKernelTest,
                          ::testing::Combine(::testing::ValuesIn(attention_cases()), ::testing::Bool()),
                          kernel_tests::case_and_caps_name<AttentionCase>);
 
+TEST(AttentionKernel, FewWorkgroupsTakeShorterQueryBlocks) {
+  // One causal sequence of 128 over 3 heads is 12 blocks of 32 rows; a device of 40 compute units
+  // gets 48 blocks of 8 rows (each row's keys over 8 lanes) instead, with the same results.
+  const AttentionCase c{"causal_gqa_d64_s128", 1, 3, 1, 128, 128, 64, true};
+  const Graph g = attention_graph(c);
+  const auto feeds = kernel_tests::random_inputs(g, 9);
+  const auto expected = reference::run(g, feeds);
+  for (uint32_t units : {0u, 40u}) {
+    compile::DeviceCaps caps = kernel_tests::test_caps(false);
+    caps.compute_units = units;
+    SessionOptions options;
+    options.optimize = false;
+    Session session = runtime::build_session_for_caps(g, options, caps, false);
+    uint32_t rows = 0;
+    for (const auto& kernel : session.impl().plan.kernels) {
+      if (kernel.archetype == compile::Archetype::attention && g.node(kernel.anchor).op == Op::attention) {
+        rows = kernel.register_tile[1];
+      }
+    }
+    EXPECT_EQ(rows, units == 0 ? 32u : 8u);
+    kernel_tests::apply(session, g, feeds);
+    kernel_tests::poison(session);
+    session.run();
+    std::vector<double> errors;
+    for (size_t k = 0; k < g.outputs().size(); ++k) {
+      errors.push_back(testing_support::relative_error(session.read_output(k), expected.at(g.outputs()[k])));
+    }
+    kernel_tests::expect_attention_errors(errors, c.name + " units " + std::to_string(units), session.plan_summary(),
+                                          2e-6, 2e-5);
+  }
+}
+
 TEST(AttentionKernel, MaskedOutRowGivesZerosAndZeroGradients) {
   // Every key of query row 0 masked with -inf: the row's output and gradients are zeros, not NaN.
   Graph g;
