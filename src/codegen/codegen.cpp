@@ -16,7 +16,7 @@ namespace meganeura::codegen {
 bool supports_store_function(const Graph& graph, const compile::Kernel& kernel) {
   if (graph.node(kernel.root).dtype != DType::f32 || kernel.refresh) return false;
   switch (kernel.archetype) {
-    case compile::Archetype::matmul: return !kernel.cooperative_matrix;
+    case compile::Archetype::matmul: return true;
     case compile::Archetype::reduction: {
       const Op op = graph.node(kernel.anchor).op;
       return op == Op::sum || op == Op::mean || op == Op::sum_all || op == Op::mean_all;

@@ -19,8 +19,9 @@ namespace meganeura::codegen {
 
 std::string generate(const Graph& graph, const compile::Kernel& kernel, const compile::DeviceCaps& caps);
 
-// Whether generate honours compile::Kernel::store_function for this kernel: the tiled, split-K and
-// GEMV matmul forms (not the cooperative one) and sum or mean reductions, whose root is f32.
+// Whether generate honours compile::Kernel::store_function for this kernel: every matmul form (the
+// cooperative one then stores each tile through shared memory) and sum or mean reductions, whose
+// root is f32.
 bool supports_store_function(const Graph& graph, const compile::Kernel& kernel);
 
 // When MEGANEURA_DUMP_SHADERS names a folder, writes `source` there as <hash>.comp with the label in

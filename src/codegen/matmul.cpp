@@ -11,6 +11,7 @@
 #include "codegen/archetypes.h"
 #include "codegen/expression.h"
 #include "codegen/glsl.h"
+#include "compile/grouping.h"
 #include "codegen/matmul_parts.h"
 #include "codegen/packed_weights.h"
 #include "meganeura/error.h"
@@ -27,7 +28,7 @@ std::string matmul_epilogue_functions(const Graph& graph, const compile::Kernel&
   } else {
     text << "float product(uint i, float acc) { return acc; }\n";
   }
-  text << writer.function("epilogue", kernel.root, mm.shape, kernel.anchor) << "\n";
+  text << writer.function("epilogue", compile::stored_value(graph, kernel), mm.shape, kernel.anchor) << "\n";
   return text.str();
 }
 

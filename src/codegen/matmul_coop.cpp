@@ -158,7 +158,7 @@ std::string generate_cooperative_matmul(const Graph& graph, const compile::Kerne
   constexpr uint32_t sub_cols = Tiles::columns / Tiles::subgroup_columns;  // 32
   constexpr uint32_t frag_rows = sub_rows / 16, frag_cols = sub_cols / 16;
   // A plain product (nothing fused, an f32 result) stores whole 16×16 tiles straight to memory.
-  const bool direct = kernel.nodes.size() == 1 && mm.op == Op::matmul && n % 4 == 0;
+  const bool direct = kernel.nodes.size() == 1 && mm.op == Op::matmul && n % 4 == 0 && kernel.store_function.empty();
 
   std::string header = shader_header(graph, kernel);
   header.insert(header.find('\n') + 1,
@@ -255,7 +255,7 @@ std::string generate_cooperative_matmul(const Graph& graph, const compile::Kerne
            << "        uint row = tile_row + e / 16u, col = tile_col + e % 16u;\n"
            << "        if (row < M && col < N) {\n"
            << "          uint i = out_base + row * N + col;\n"
-           << "          result.data[i] = epilogue(i, product(i, scratch[scratch_base + e]));\n"
+           << "          " << store_output(kernel, "i", "epilogue(i, product(i, scratch[scratch_base + e]))") << "\n"
            << "        }\n"
            << "      }\n"
            << "      subgroupBarrier();\n"

@@ -42,7 +42,7 @@ std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& ke
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << element_reader("load_p", p_slot, kernel.bindings[p_slot].element)
-       << writer.function("epilogue", kernel.root, mm.shape, kernel.anchor, kernel.partner) << "\n";
+       << writer.function("epilogue", compile::stored_value(graph, kernel), mm.shape, kernel.anchor, kernel.partner) << "\n";
 
   // Both weights are [N, K] of one shape, so one base serves them; the tile's column nn reads the
   // anchor's weight below 64 and the partner's from 64 (uniform per unrolled load).

@@ -530,6 +530,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     }
     kernel.refresh = derived[group.root];
     set_dispatch(graph, caps, kernel);
+    kernel.store_function = head_split_store(graph, kernel);
     kernel.label = make_label(graph, kernel);
     plan.kernels.push_back(std::move(kernel));
   }

@@ -77,6 +77,42 @@ bool merges_heads(const Graph& graph, const Node& node) {
          !permute_keeps_order(node) && graph.node(node.inputs[0]).dtype == node.dtype;
 }
 
+bool splits_heads(const Graph& graph, const Node& node) {
+  if (node.op != Op::permute || node.shape.size() != 4 || node.attrs.ints != std::vector<int64_t>{0, 2, 1, 3} ||
+      permute_keeps_order(node)) {
+    return false;
+  }
+  const Node& reshape = graph.node(node.inputs[0]);
+  return reshape.op == Op::reshape && reshape.shape.size() == 4 && reshape.dtype == node.dtype;
+}
+
+namespace {
+
+bool stores_through_head_split(const Graph& graph, const Kernel& kernel) {
+  return kernel.archetype == Archetype::matmul && kernel.root != kernel.anchor &&
+         splits_heads(graph, graph.node(kernel.root));
+}
+
+}  // namespace
+
+int32_t stored_value(const Graph& graph, const Kernel& kernel) {
+  if (!stores_through_head_split(graph, kernel)) return kernel.root;
+  return graph.node(graph.node(kernel.root).inputs[0]).inputs[0];
+}
+
+std::string head_split_store(const Graph& graph, const Kernel& kernel) {
+  if (!stores_through_head_split(graph, kernel)) return "";
+  // Element i of the value is (a, s, h, d) of the reshape [A, S, H, D]; it goes to (a, h, s, d).
+  const Shape& split = graph.node(graph.node(kernel.root).inputs[0]).shape;
+  auto u = [](int64_t v) { return std::to_string(v) + "u"; };
+  return "void store_result(uint i, float v) {\n"
+         "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n"
+         "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
+         u(split[3] * split[2] * split[1]) + ";\n"
+         "  result.data[((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) + " + d] = v;\n"
+         "}\n";
+}
+
 bool pairs_with(const Graph& graph, const Node& anchor, const Node& candidate) {
   auto plain = [](const Node& n) {
     return n.op == Op::matmul && !n.attrs.transpose_a && n.attrs.transpose_b && n.dtype == DType::f32 &&
@@ -229,6 +265,12 @@ void merge_classifier_heads(const Graph& graph, std::vector<Group>& groups) {
     merged.push_back(false);
   }
   drop_merged(groups, merged);
+}
+
+// An output of the graph or a kept value.
+bool escapes_directly(const Graph& graph, const std::vector<int32_t>& keep, int32_t id) {
+  return std::find(graph.outputs().begin(), graph.outputs().end(), id) != graph.outputs().end() ||
+         std::find(keep.begin(), keep.end(), id) != keep.end();
 }
 
 }  // namespace
@@ -385,6 +427,31 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     groups.push_back(std::move(group));
   }
   if (fuse) {
+    // A matmul kernel's result read only through a reshape by a head-splitting permute: the kernel
+    // stores through the permute (head_split_store), whose own kernel goes.
+    std::vector<bool> merged(groups.size(), false);
+    for (Group& group : groups) {
+      if (group.archetype != Archetype::matmul || group.partner >= 0 || !group.extra_roots.empty()) continue;
+      const int32_t value = group.root;
+      if (nodes[value].dtype != DType::f32 || consumers[value].size() != 1 || escapes_directly(graph, keep, value)) {
+        continue;
+      }
+      const int32_t reshape = *consumers[value].begin();
+      if (nodes[reshape].op != Op::reshape || escapes_directly(graph, keep, reshape) ||
+          consumers[reshape].size() != 1) {
+        continue;
+      }
+      const int32_t permute = *consumers[reshape].begin();
+      if (!splits_heads(graph, nodes[permute]) || group_of[permute] < 0) continue;
+      const int32_t target = group_of[permute];
+      if (groups[target].nodes.size() != 1 || groups[target].root != permute || merged[target]) continue;
+      group.nodes.push_back(reshape);
+      group.nodes.push_back(permute);
+      group.root = permute;
+      group_of[permute] = group_of[value];
+      merged[target] = true;
+    }
+    drop_merged(groups, merged);
     merge_row_statistics(graph, groups);
     merge_classifier_heads(graph, groups);
   }

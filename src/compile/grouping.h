@@ -26,6 +26,10 @@
 //   joins that kernel as its partner: one workgroup multiplies the shared rows by both weights
 //   and the epilogue sees both products (codegen/matmul_paired.cpp). A prefill layer's gate no
 //   longer needs a kernel, a stage and a buffer of its own.
+// - a permute that splits heads ([B, S, H·D] reshaped to [B, S, H, D], permuted to [B, H, S, D]:
+//   splits_heads) of a matmul kernel's result read by nothing else joins that kernel as its root,
+//   the reshape with it: the kernel stores each output where the permute would put it
+//   (head_split_store). A prefill layer's q, k and v head splits need no kernels and no stage.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
@@ -41,6 +45,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "compile/plan.h"
@@ -86,6 +91,18 @@ bool is_classifier_head(const Graph& graph, const Node& node);
 // stores its rows in that order (the heads merged back for the output projection), one kernel and
 // one stage fewer per layer of a prefill.
 bool merges_heads(const Graph& graph, const Node& node);
+
+// A permute {0, 2, 1, 3} of a rank-4 reshape of its input that moves elements: the head split
+// [B, S, H, D] -> [B, H, S, D] of an attention's q, k or v.
+bool splits_heads(const Graph& graph, const Node& node);
+
+// The value a kernel computes before it is stored: its root, or for a matmul kernel that stores
+// through a head split (see the rules above) the root's input under its reshape.
+int32_t stored_value(const Graph& graph, const Kernel& kernel);
+
+// GLSL `void store_result(uint i, float v)` storing element i of the value of a matmul kernel that
+// stores through a head split at its place in the permuted result; "" for other kernels.
+std::string head_split_store(const Graph& graph, const Kernel& kernel);
 
 // Whether `candidate` can be the partner of the product `anchor`: both f32 matmuls of the same left
 // operand (not transposed, at least 16 rows) with weights stored [N, K] of one shape.

@@ -35,7 +35,11 @@ bool read_from(const compile::Plan& plan, size_t from, int32_t parameter) {
 int fusible_gradient_kernel(const compile::Plan& plan, int32_t parameter, int32_t gradient) {
   const auto& kernels = plan.kernels;
   const size_t k = gradient_kernel(plan, gradient);
-  if (k == kernels.size() || !codegen::supports_store_function(plan.graph, kernels[k])) return -1;
+  // A kernel that already stores through a function of its own (a head split) keeps it.
+  if (k == kernels.size() || !kernels[k].store_function.empty() ||
+      !codegen::supports_store_function(plan.graph, kernels[k])) {
+    return -1;
+  }
   size_t stage = k;
   while (stage > 0 && !kernels[stage].barrier_before) --stage;
   if (!kernels[stage].barrier_before || read_from(plan, stage, parameter)) return -1;
