@@ -52,27 +52,45 @@ namespace {
 // The invocation's REG×REG outputs as named scalars in straight-line code: indexed accumulator
 // arrays are left in local memory by drivers that do not unroll the loops over them (an 8×8 tile
 // written with loops ran ten times slower on an NVIDIA GPU than this form's 4×4).
-std::string accumulators(uint32_t reg) {
+// With `squares`, also the sum of squares of each of the invocation's rows (squares_r: a fused
+// RMSNorm of the rows, compile/grouping.h: normalizes_product_rows).
+std::string accumulators(uint32_t reg, bool squares) {
   std::ostringstream text;
   for (uint32_t r = 0; r < reg; ++r) {
     text << "  float";
     for (uint32_t c = 0; c < reg; ++c) text << (c ? ", " : " ") << "acc_" << r << "_" << c << " = 0.0";
+    if (squares) text << ", squares_" << r << " = 0.0";
     text << ";\n";
   }
   return text.str();
 }
 
-std::vector<std::string> accumulator_names(uint32_t reg) {
+std::vector<std::string> accumulator_names(uint32_t reg, bool squares) {
   std::vector<std::string> names;
   for (uint32_t r = 0; r < reg; ++r) {
     for (uint32_t c = 0; c < reg; ++c) names.push_back("acc_" + std::to_string(r) + "_" + std::to_string(c));
   }
+  for (uint32_t r = 0; squares && r < reg; ++r) names.push_back("squares_" + std::to_string(r));
   return names;
 }
 
-std::string multiply_accumulate(uint32_t reg) {
+std::string normalize_rows(uint32_t reg, const Node& norm, uint64_t k) {
   std::ostringstream text;
-  for (uint32_t r = 0; r < reg; ++r) text << "      float a_" << r << " = tile_a[kk][ly + " << r << "u * SIDE];\n";
+  for (uint32_t r = 0; r < reg; ++r) {
+    text << "  { float scale = inversesqrt(squares_" << r << " / " << float_literal(static_cast<double>(k)) << " + "
+         << float_literal(norm.attrs.eps) << ");";
+    for (uint32_t c = 0; c < reg; ++c) text << " acc_" << r << "_" << c << " *= scale;";
+    text << " }\n";
+  }
+  return text.str();
+}
+
+std::string multiply_accumulate(uint32_t reg, bool squares) {
+  std::ostringstream text;
+  for (uint32_t r = 0; r < reg; ++r) {
+    text << "      float a_" << r << " = tile_a[kk][ly + " << r << "u * SIDE];\n";
+    if (squares) text << "      squares_" << r << " += a_" << r << " * a_" << r << ";\n";
+  }
   for (uint32_t c = 0; c < reg; ++c) text << "      float b_" << c << " = tile_b[kk][lx + " << c << "u * SIDE];\n";
   for (uint32_t r = 0; r < reg; ++r) {
     text << "     ";
@@ -122,11 +140,14 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   // A left operand computed in the kernel (GEMV only, compile/grouping.h): an RMSNorm, whose input
   // the kernel reads, or a pointwise tree evaluated per element.
   const bool computed = std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0]);
-  if (computed && kernel.local_size[1] != 1) {
+  const Node* norm = computed && a.op == Op::rms_norm ? &a : nullptr;
+  if (computed && norm == nullptr && kernel.local_size[1] != 1) {
     throw Error(std::string("codegen: a matmul kernel computes its left operand (") + op_name(a.op) +
                 ") only in the GEMV form");
   }
-  const Node* norm = computed && a.op == Op::rms_norm ? &a : nullptr;
+  if (norm != nullptr && (ta || kernel.cooperative_matrix)) {
+    throw Error("codegen: kernel \"" + kernel.label + "\" normalizes the rows of a transposed or cooperative product");
+  }
   if (computed && norm == nullptr) {
     const size_t b_slot = writer.binding_of(mm.inputs[1]);
     return generate_gemv(graph, kernel, writer, b_slot, b_slot, nullptr, true);
@@ -135,12 +156,12 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
 
-  if (kernel.partner >= 0) return generate_paired_matmul(graph, kernel, writer, a_slot, b_slot);
+  if (kernel.partner >= 0) return generate_paired_matmul(graph, kernel, writer, a_slot, b_slot, norm);
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot, norm);
   // 16×16 invocations with 4×4 or 8×8 outputs each (compile gives 4×4 only to products of 64 tiles
   // or more): the prefetching form (matmul_wide.cpp).
-  if (side == 16 && reg >= 4) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot);
+  if (side == 16 && reg >= 4) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot, norm);
 
   std::ostringstream out_text;
   out_text << shader_header(graph, kernel) << math_helpers()
@@ -156,7 +177,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
            << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
            // Epilogue: the fused pointwise tree with the product as `acc` (and linear's bias).
-           << matmul_epilogue_functions(graph, kernel, writer);
+           << matmul_epilogue_functions(graph, kernel, writer) << norm_weight_function(norm, writer);
 
   const std::string a_index = ta ? "kk * M + mm" : "mm * K + kk";
   const std::string b_index = tb ? "nn * K + kk" : "kk * N + nn";
@@ -165,7 +186,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << "  uint row0 = gl_WorkGroupID.y * TILE, col0 = gl_WorkGroupID.x * TILE;\n"
            << "  uint lx = gl_LocalInvocationID.x, ly = gl_LocalInvocationID.y;\n"
            << "  uint lid = ly * SIDE + lx;\n"
-           << accumulators(reg)
+           << accumulators(reg, norm != nullptr)
            << (split ? "  for (uint k0 = k_begin; k0 < k_end; k0 += TK) {\n" : "  for (uint k0 = 0u; k0 < K; k0 += TK) {\n")
            << "    for (uint e = lid; e < TILE * TK; e += SIDE * SIDE) {\n"
            << (ta ? "      uint mm = row0 + e % TILE, kk = k0 + e / TILE;\n"
@@ -174,15 +195,16 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
            << (tb ? "      uint nn = col0 + e / TK, kb = k0 + e % TK;\n"
                   : "      uint nn = col0 + e % TILE, kb = k0 + e / TILE;\n")
            << "      { uint kk = kb; tile_b[kk - k0][nn - col0] = (nn < N && kk < K) ? load_b(b_base + " << b_index
-           << ") : 0.0; }\n"
+           << ")" << (norm != nullptr ? " * norm_weight(kk)" : "") << " : 0.0; }\n"
            << "    }\n"
            << "    barrier();\n"
            << "    for (uint kk = 0u; kk < TK; ++kk) {\n"
-           << multiply_accumulate(reg)
+           << multiply_accumulate(reg, norm != nullptr)
            << "    }\n"
            << "    barrier();\n"
            << "  }\n"
-           << (split ? split_k_fixup(kernel, accumulator_names(reg)) : "")
+           << (split ? split_k_fixup(kernel, accumulator_names(reg, norm != nullptr)) : "")
+           << (norm != nullptr ? normalize_rows(reg, *norm, static_cast<uint64_t>(k)) : "")
            << store_outputs(kernel, reg, u(m * n))
            << "}\n";
   return out_text.str();

@@ -18,7 +18,7 @@
 namespace meganeura::codegen {
 
 std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                                   size_t a_slot, size_t b_slot) {
+                                   size_t a_slot, size_t b_slot, const Node* norm) {
   const Node& mm = graph.node(kernel.anchor);
   const Node& partner = graph.node(kernel.partner);
   if (!compile::pairs_with(graph, mm, partner) || kernel.register_tile[0] != 8 || kernel.local_size[0] != 16) {
@@ -42,7 +42,8 @@ std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& ke
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
        << element_reader("load_p", p_slot, kernel.bindings[p_slot].element)
-       << writer.function("epilogue", compile::stored_value(graph, kernel), mm.shape, kernel.anchor, kernel.partner) << "\n";
+       << writer.function("epilogue", compile::stored_value(graph, kernel), mm.shape, kernel.anchor, kernel.partner) << "\n"
+       << norm_weight_function(norm, writer);
 
   // Both weights are [N, K] of one shape, so one base serves them; the tile's column nn reads the
   // anchor's weight below 64 and the partner's from 64 (uniform per unrolled load).
@@ -52,15 +53,17 @@ std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& ke
        << matmul_batch_bases(graph, mm, kernel.split_k)
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * COLUMNS;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
-       << wide_tile_accumulators(2)
+       << wide_tile_accumulators(2, norm != nullptr)
        << wide_tile_loop(2,
                          coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + (row0 + mm) * K + k0 + kk) : 0.0;",
                          b_coords + " uint col = col0 + nn % COLUMNS; uint at = b_base + col * K + k0 + kk;"
-                                    " b_next[e] = (col < N && k0 + kk < K) ? (nn < COLUMNS ? load_b(at) : load_p(at)) : 0.0;",
+                                    " b_next[e] = (col < N && k0 + kk < K) ? (nn < COLUMNS ? load_b(at) : load_p(at))" +
+                             (norm != nullptr ? " * norm_weight(k0 + kk)" : "") + " : 0.0;",
                          coords + " As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
                          b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];",
-                         split ? "k_begin" : "0u", split ? "k_end" : "K")
-       << (split ? split_k_fixup(kernel, wide_tile_values(2)) : "");
+                         split ? "k_begin" : "0u", split ? "k_end" : "K", norm != nullptr)
+       << (split ? split_k_fixup(kernel, wide_tile_values(2, norm != nullptr)) : "")
+       << (norm != nullptr ? wide_tile_normalize(2, *norm, static_cast<uint64_t>(k)) : "");
   for (int r = 0; r < 8; ++r) {
     text << "  {\n    uint row = row0 + " << 64 * (r / 4) << "u + 4u * ty + " << r % 4 << "u;\n"
          << "    if (row < M) {\n"

@@ -35,14 +35,22 @@ std::string split_k_fixup(const compile::Kernel& kernel, const std::vector<std::
 // of the slice, 2·halves per invocation) while the current one is multiplied. The caller gives the
 // GLSL that fetches and stashes element f and the store of one output (row, col, acc_r_j[c]).
 // Expects lid, tx = lid % 16, ty = lid / 16, row0, col0, M, N, K.
+// With `squares` each invocation also sums the squares of its rows' A elements (vec4 squares_h,
+// rows 64h + 4·ty…), for a fused RMSNorm of the rows (compile/grouping.h: normalizes_product_rows).
 std::string wide_tile_shared(int halves);
-std::string wide_tile_accumulators(int halves);
-std::string wide_tile_multiply(int halves);
+std::string wide_tile_accumulators(int halves, bool squares = false);
+std::string wide_tile_multiply(int halves, bool squares = false);
 std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
                            const std::string& stash_a, const std::string& stash_b,
-                           const std::string& k_begin = "0u", const std::string& k_end = "K");
+                           const std::string& k_begin = "0u", const std::string& k_end = "K", bool squares = false);
 // The accumulators of wide_tile_accumulators as scalar lvalues (acc_r_j[c]), for split_k_fixup.
-std::vector<std::string> wide_tile_values(int halves);
+std::vector<std::string> wide_tile_values(int halves, bool squares = false);
+// A fused RMSNorm's row scale applied to the accumulators (after the split-K fixup, before the
+// stores), from the rows' sums of squares over K terms.
+std::string wide_tile_normalize(int halves, const Node& norm, uint64_t k);
+// GLSL `float norm_weight(uint k)`: the fused norm's weight, which B's loads multiply in; "" without
+// a norm.
+std::string norm_weight_function(const Node* norm, ExpressionWriter& writer);
 std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half);
 
 // The GEMV form (matmul_gemv.cpp): one row times B stored [N, K]. With `norm` (an RMSNorm of the
@@ -53,12 +61,12 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
 
 // The prefetching form: 128×128 tiles (an 8×8 register tile) or 64×64 (4×4; matmul_wide.cpp).
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                                 size_t a_slot, size_t b_slot);
+                                 size_t a_slot, size_t b_slot, const Node* norm);
 
 // The paired product (compile::Kernel::partner; matmul_paired.cpp): the anchor's and the partner's
 // products of 128 rows × 64 columns per workgroup, both handed to the epilogue.
 std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                                   size_t a_slot, size_t b_slot);
+                                   size_t a_slot, size_t b_slot, const Node* norm);
 
 // The cooperative-matrix form of a matmul kernel (compile/cooperative_matmul.h sizes it).
 std::string generate_cooperative_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,

@@ -20,22 +20,24 @@
 namespace meganeura::codegen {
 
 // `acc_r_j` for output rows r (0..4·halves−1) and column halves j, each a vec4 of four columns.
-std::string wide_tile_accumulators(int halves) {
+std::string wide_tile_accumulators(int halves, bool squares) {
   std::ostringstream text;
   for (int r = 0; r < 4 * halves; ++r) {
     text << "  vec4";
     for (int j = 0; j < halves; ++j) text << (j ? ", " : " ") << "acc_" << r << "_" << j << " = vec4(0.0)";
     text << ";\n";
   }
+  for (int h = 0; squares && h < halves; ++h) text << "  vec4 squares_" << h << " = vec4(0.0);\n";
   return text.str();
 }
 
-std::string wide_tile_multiply(int halves) {
+std::string wide_tile_multiply(int halves, bool squares) {
   std::ostringstream text;
   text << "    [[unroll]] for (uint kk = 0u; kk < BK; ++kk) {\n";
   for (int h = 0; h < halves; ++h) {
     text << "      vec4 a" << h << " = As[stage][kk][" << 16 * h << "u + ty], b" << h << " = Bs[stage][kk][" << 16 * h
          << "u + tx];\n";
+    if (squares) text << "      squares_" << h << " += a" << h << " * a" << h << ";\n";
   }
   const char* lanes = "xyzw";
   for (int r = 0; r < 4 * halves; ++r) {
@@ -48,19 +50,38 @@ std::string wide_tile_multiply(int halves) {
   return text.str();
 }
 
-std::vector<std::string> wide_tile_values(int halves) {
+std::vector<std::string> wide_tile_values(int halves, bool squares) {
   std::vector<std::string> values;
   for (int r = 0; r < 4 * halves; ++r) {
     for (int j = 0; j < halves; ++j) {
       for (int c = 0; c < 4; ++c) values.push_back("acc_" + std::to_string(r) + "_" + std::to_string(j) + "[" + std::to_string(c) + "]");
     }
   }
+  for (int h = 0; squares && h < halves; ++h) {
+    for (int c = 0; c < 4; ++c) values.push_back("squares_" + std::to_string(h) + "[" + std::to_string(c) + "]");
+  }
   return values;
+}
+
+std::string wide_tile_normalize(int halves, const Node& norm, uint64_t k) {
+  std::ostringstream text;
+  for (int r = 0; r < 4 * halves; ++r) {
+    text << "  { float scale = inversesqrt(squares_" << r / 4 << "[" << r % 4 << "] / "
+         << float_literal(static_cast<double>(k)) << " + " << float_literal(norm.attrs.eps) << ");";
+    for (int j = 0; j < halves; ++j) text << " acc_" << r << "_" << j << " *= scale;";
+    text << " }\n";
+  }
+  return text.str();
+}
+
+std::string norm_weight_function(const Node* norm, ExpressionWriter& writer) {
+  if (norm == nullptr) return "";
+  return "float norm_weight(uint k) { return " + writer.load(norm->inputs[1], "k") + "; }\n";
 }
 
 std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
                            const std::string& stash_a, const std::string& stash_b, const std::string& k_begin,
-                           const std::string& k_end) {
+                           const std::string& k_end, bool squares) {
   const std::string loads = std::to_string(2 * halves) + "u";  // elements of each operand per invocation
   std::ostringstream text;
   text << "  float a_next[" << 2 * halves << "], b_next[" << 2 * halves << "];\n"
@@ -78,7 +99,7 @@ std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::st
        << "  for (; k0 < " << k_end << "; ) {\n"
        << "    k0 += BK;\n"
        << "    FETCH();\n"
-       << wide_tile_multiply(halves)
+       << wide_tile_multiply(halves, squares)
        << "    STASH(stage ^ 1u);\n"
        << "    barrier();\n"
        << "    stage ^= 1u;\n"
@@ -109,7 +130,7 @@ std::string wide_tile_rows(int halves, const std::function<std::string(int r, in
 }
 
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
-                                 size_t a_slot, size_t b_slot) {
+                                 size_t a_slot, size_t b_slot, const Node* norm) {
   const Node& mm = graph.node(kernel.anchor);
   const Node& a = graph.node(mm.inputs[0]);
   const bool ta = mm.attrs.transpose_a, tb = mm.attrs.transpose_b;
@@ -129,7 +150,7 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
        << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
        << element_reader("load_a", a_slot, kernel.bindings[a_slot].element)
        << element_reader("load_b", b_slot, kernel.bindings[b_slot].element)
-       << matmul_epilogue_functions(graph, kernel, writer);
+       << matmul_epilogue_functions(graph, kernel, writer) << norm_weight_function(norm, writer);
 
   // Each invocation moves four elements of A's and four of B's slice: consecutive invocations take
   // consecutive addresses of the operand as stored (along k for row-major A, along m when
@@ -142,13 +163,15 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
        << matmul_batch_bases(graph, mm, kernel.split_k)
        << "  uint row0 = gl_WorkGroupID.y * TM, col0 = gl_WorkGroupID.x * TN;\n"
        << "  uint lid = gl_LocalInvocationIndex, tx = lid % 16u, ty = lid / 16u;\n"
-       << wide_tile_accumulators(halves)
+       << wide_tile_accumulators(halves, norm != nullptr)
        << wide_tile_loop(halves, a_coords + " a_next[e] = (row0 + mm < M && k0 + kk < K) ? load_a(a_base + " + a_index + ") : 0.0;",
-                         b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " + b_index + ") : 0.0;",
+                         b_coords + " b_next[e] = (col0 + nn < N && k0 + kk < K) ? load_b(b_base + " + b_index + ")" +
+                             (norm != nullptr ? " * norm_weight(k0 + kk)" : "") + " : 0.0;",
                          a_coords + " As[s][kk][mm / 4u][mm % 4u] = a_next[e];",
                          b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];",
-                         split ? "k_begin" : "0u", split ? "k_end" : "K")
-       << (split ? split_k_fixup(kernel, wide_tile_values(halves)) : "")
+                         split ? "k_begin" : "0u", split ? "k_end" : "K", norm != nullptr)
+       << (split ? split_k_fixup(kernel, wide_tile_values(halves, norm != nullptr)) : "")
+       << (norm != nullptr ? wide_tile_normalize(halves, *norm, static_cast<uint64_t>(k)) : "")
        << wide_tile_rows(halves,
                          [&](int r, int j) {
                            return "{ uint i = batch * " + u(m * n) + " + row * N + col; " +

@@ -248,10 +248,12 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
         kernel.workgroups = {ceil_div(static_cast<uint64_t>(n), gemv_local / lanes), 1, static_cast<uint32_t>(batch)};
         break;
       }
-      // Only the GEMV form computes a fused RMSNorm of its row (compile/grouping.h).
-      if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0])) {
-        throw Error("compile: " + format_shape(out) + " product of a normalized row needs the GEMV form, which this "
-                    "device's workgroup limits do not allow; compile without fusion");
+      // The tiled forms compute a fused RMSNorm of their rows (grouping.h: normalizes_product_rows),
+      // no other operand.
+      const bool normalizes = std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0]);
+      if (normalizes && graph.node(mm.inputs[0]).op != Op::rms_norm) {
+        throw Error("compile: " + format_shape(out) + " product of a computed operand needs the GEMV form, which "
+                    "this device's workgroup limits do not allow; compile without fusion");
       }
       // 16x16 threads when the device allows, else 8x8; 4x4 outputs per thread for big enough
       // matrices when the tiles fit in shared memory (two tiles of (16·register·side) floats).
@@ -317,7 +319,9 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
           kernel.split_k = split;
           kernel.workgroups[2] *= split;
           kernel.arrival_counters = static_cast<uint32_t>(tiles);
-          kernel.partial_floats = tiles * split * tile * tile;
+          // A normalizing kernel's parts also carry the sums of squares of their rows (one per row
+          // of each invocation's outputs).
+          kernel.partial_floats = tiles * split * (tile * tile + (normalizes ? side * side * reg : 0));
         }
       }
       break;
@@ -400,6 +404,9 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
         alone.archetype = Archetype::matmul;
         alone.root = alone.anchor = group.partner;
         alone.nodes = {group.partner};
+        // A norm of the shared rows (grouping.h: normalizes_product_rows) is computed by both.
+        const int32_t rows = nodes[group.partner].inputs[0];
+        if (std::binary_search(group.nodes.begin(), group.nodes.end(), rows)) alone.nodes.insert(alone.nodes.begin(), rows);
         group.nodes.erase(std::find(group.nodes.begin(), group.nodes.end(), group.partner));
         group.partner = -1;
         unpaired.push_back(std::move(alone));

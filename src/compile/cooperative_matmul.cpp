@@ -40,6 +40,8 @@ bool takes_cooperative_matmul(const Plan& plan, const Kernel& kernel, const Devi
   const Shape& a_shape = graph.node(mm.inputs[0]).shape;
   const int64_t k = mm.attrs.transpose_a ? a_shape[a_shape.size() - 2] : a_shape.back();
   if (m < 16 || n < 16 || k < 16) return false;  // GEMV and slivers: the scalar forms do better
+  // Rows normalized in the kernel (grouping.h: normalizes_product_rows): the scalar forms only.
+  if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0])) return false;
   const int64_t batch = num_elements(out) / (m * n);
   if (ceil_div(n, Tiles::columns) > caps.max_compute_workgroup_count[0] ||
       ceil_div(m, Tiles::rows) > caps.max_compute_workgroup_count[1] ||

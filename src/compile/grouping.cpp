@@ -151,6 +151,15 @@ bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t pro
   return consumer.shape[consumer.shape.size() - 2] == 1;
 }
 
+bool normalizes_product_rows(const Graph& graph, const Node& consumer, int32_t producer) {
+  if (consumer.op != Op::matmul && consumer.op != Op::linear) return false;
+  const Node& norm = graph.node(producer);
+  if (norm.op != Op::rms_norm || norm.dtype != DType::f32 || consumer.dtype != DType::f32) return false;
+  if (consumer.inputs[0] != producer || consumer.inputs[1] == producer || consumer.attrs.transpose_a) return false;
+  const Shape& weight = graph.node(norm.inputs[1]).shape;
+  return norm.shape.size() >= 2 && weight == Shape{norm.shape.back()} && consumer.shape.size() >= 2;
+}
+
 namespace {
 
 // Removes the groups marked merged (their nodes now belong to another group), keeping the order.
@@ -362,6 +371,22 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
         group_of[id] = target;
         continue;
       }
+    }
+    // An RMSNorm read only as the left operand of products (a layer's q, k and v; its gate and up)
+    // joins each of their kernels: each normalizes the rows it multiplies.
+    if (fuse && !escapes[id] && !consumers[id].empty() && nodes[id].op == Op::rms_norm &&
+        std::all_of(consumers[id].begin(), consumers[id].end(), [&](int32_t consumer) {
+          const int32_t target = group_of[consumer];
+          return target >= 0 && groups[target].archetype == Archetype::matmul &&
+                 (groups[target].anchor == consumer || groups[target].partner == consumer) &&
+                 normalizes_product_rows(graph, nodes[consumer], id);
+        })) {
+      for (int32_t consumer : consumers[id]) {
+        Group& group = groups[group_of[consumer]];
+        if (std::find(group.nodes.begin(), group.nodes.end(), id) == group.nodes.end()) group.nodes.push_back(id);
+      }
+      group_of[id] = group_of[*consumers[id].begin()];
+      continue;
     }
     if (fuse && !escapes[id] && consumers[id].size() == 1) {
       const int32_t consumer = *consumers[id].begin();

@@ -81,6 +81,15 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
 // op (a SwiGLU) is evaluated per element. A decode step's norms and SwiGLUs need no kernels.
 bool computes_gemv_operand(const Graph& graph, const Node& consumer, int32_t producer);
 
+// Whether `consumer` (a matmul or linear, any number of rows, A not transposed) can normalize the
+// rows of its left operand `producer`, an f32 RMSNorm over the last axis: with the norm's weight
+// folded into the loads of B, the norm's row scale factors out of every output's sum, so the
+// kernel sums the squares of the rows it loads and scales its outputs by 1/rms (split-K parts
+// add their squares with their partial sums). An RMSNorm read only so (by any number of products:
+// a layer's q, k and v) joins each of their kernels and needs no kernel, stage or buffer of its
+// own. Training reads the norm in the backward as well, so there it keeps its kernel.
+bool normalizes_product_rows(const Graph& graph, const Node& consumer, int32_t producer);
+
 // A product that can head a classifier kernel: [M, K] times W [C, K] transposed (matmul, or linear
 // with a bias of C), f32, with C ≤ classifier_max_classes (each invocation keeps C partial sums per
 // row of its workgroup, and the workgroup sums them in shared memory).
