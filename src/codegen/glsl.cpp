@@ -72,6 +72,17 @@ std::string shader_header(const Graph& graph, const compile::Kernel& kernel) {
   return out.str();
 }
 
+bool stores_vec4(const Graph& graph, const compile::Kernel& kernel, int64_t columns) {
+  const size_t root_binding = kernel.inputs.size();
+  return kernel.store_function.empty() && graph.node(kernel.root).dtype == DType::f32 && columns % 4 == 0 &&
+         root_binding < kernel.bindings.size() && kernel.bindings[root_binding].offset % 16 == 0;
+}
+
+std::string vec4_result_declaration(const compile::Kernel& kernel) {
+  return "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
+         ") writeonly buffer Result4 { vec4 data[]; } result4;\n";
+}
+
 std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value) {
   if (kernel.store_function.empty()) return "result.data[" + index + "] = " + value + ";";
   return "store_result(" + index + ", " + value + ");";

@@ -35,6 +35,8 @@ std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& ke
   std::string header = shader_header(graph, kernel);
   const size_t after_version = header.find('\n', header.find("#version")) + 1;
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  const bool vec4_stores = stores_vec4(graph, kernel, n);
+  if (vec4_stores) header += vec4_result_declaration(kernel);
   text << header << math_helpers() << wide_tile_shared(2)
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
        << "const uint COLUMNS = 64u;  // of each product per workgroup\n"
@@ -64,6 +66,15 @@ std::string generate_paired_matmul(const Graph& graph, const compile::Kernel& ke
                          split ? "k_begin" : "0u", split ? "k_end" : "K", norm != nullptr)
        << (split ? split_k_fixup(kernel, wide_tile_values(2, norm != nullptr)) : "")
        << (norm != nullptr ? wide_tile_normalize(2, *norm, static_cast<uint64_t>(k)) : "");
+  if (vec4_stores) {
+    // Each invocation's four columns of a row are consecutive: one vec4 store (N is a multiple of
+    // four, so a row's four are all inside or all past the edge).
+    text << wide_tile_vec4_rows(2, 1, [&](int r, int, const std::string& c) {
+      return "epilogue(i + " + c + ", acc_" + std::to_string(r) + "_0[" + c + "], acc_" + std::to_string(r) + "_1[" + c + "])";
+    }, "COLUMNS");
+    text << "}\n";
+    return text.str();
+  }
   for (int r = 0; r < 8; ++r) {
     text << "  {\n    uint row = row0 + " << 64 * (r / 4) << "u + 4u * ty + " << r % 4 << "u;\n"
          << "    if (row < M) {\n"

@@ -32,7 +32,9 @@ std::string split_k_fixup(const compile::Kernel& kernel, const std::vector<std::
   }
   text << "    if (!arrive_last(tile_index, SPLIT)) return;\n";
   for (const std::string& value : values) text << "    " << value << " = 0.0;\n";
-  text << "    for (uint s = 0u; s < SPLIT; ++s) {\n"
+  // Kept a loop: unrolled (or two splits a step) the sums made SmolLM2's prefill 0.6 ms slower on
+  // an H100, and [[dont_unroll]] made it 0.06 ms faster than leaving it to the driver.
+  text << "    [[dont_unroll]] for (uint s = 0u; s < SPLIT; ++s) {\n"
        << "      uint at = first + s * " << span << ";\n";
   for (size_t v = 0; v < values.size(); ++v) {
     text << "      " << values[v] << " += partials.data[at + " << uint_literal(v * invocations) << "];\n";

@@ -129,6 +129,24 @@ std::string wide_tile_rows(int halves, const std::function<std::string(int r, in
   return text.str();
 }
 
+std::string wide_tile_vec4_rows(int row_halves, int column_halves,
+                                const std::function<std::string(int r, int j, const std::string& c)>& value,
+                                const std::string& half_columns) {
+  std::ostringstream text;
+  for (int r = 0; r < 4 * row_halves; ++r) {
+    text << "  {\n    uint row = row0 + " << 64 * (r / 4) << "u + 4u * ty + " << r % 4 << "u;\n";
+    for (int j = 0; j < column_halves; ++j) {
+      text << "    { uint col = col0 + " << j << "u * " << half_columns << " + 4u * tx;\n"
+           << "      if (row < M && col < N) {\n"
+           << "        uint i = batch * M * N + row * N + col;\n        vec4 v;\n"
+           << "        [[unroll]] for (uint c = 0u; c < 4u; ++c) v[c] = " << value(r, j, "c") << ";\n"
+           << "        result4.data[i / 4u] = v;\n      }\n    }\n";
+    }
+    text << "  }\n";
+  }
+  return text.str();
+}
+
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot, const Node* norm) {
   const Node& mm = graph.node(kernel.anchor);
@@ -145,6 +163,8 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   std::string header = shader_header(graph, kernel);
   const size_t after_version = header.find('\n', header.find("#version")) + 1;
   header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  const bool vec4_stores = stores_vec4(graph, kernel, n);
+  if (vec4_stores) header += vec4_result_declaration(kernel);
   text << header << math_helpers() << wide_tile_shared(halves)
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
        << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
@@ -171,8 +191,14 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
                          b_coords + " Bs[s][kk][nn / 4u][nn % 4u] = b_next[e];",
                          split ? "k_begin" : "0u", split ? "k_end" : "K", norm != nullptr)
        << (split ? split_k_fixup(kernel, wide_tile_values(halves, norm != nullptr)) : "")
-       << (norm != nullptr ? wide_tile_normalize(halves, *norm, static_cast<uint64_t>(k)) : "")
-       << wide_tile_rows(halves,
+       << (norm != nullptr ? wide_tile_normalize(halves, *norm, static_cast<uint64_t>(k)) : "");
+  if (vec4_stores) {
+    text << wide_tile_vec4_rows(halves, halves, [&](int r, int j, const std::string& c) {
+      return "epilogue(i + " + c + ", product(i + " + c + ", acc_" + std::to_string(r) + "_" + std::to_string(j) + "[" + c + "]))";
+    }, "64u") << "}\n";
+    return text.str();
+  }
+  text << wide_tile_rows(halves,
                          [&](int r, int j) {
                            return "{ uint i = batch * " + u(m * n) + " + row * N + col; " +
                                   store_output(kernel, "i",
