@@ -73,8 +73,8 @@ INSTANTIATE_TEST_SUITE_P(Attention, AttentionKernelTest,
                          kernel_tests::case_and_caps_name<AttentionCase>);
 
 TEST(AttentionKernel, FewWorkgroupsTakeShorterQueryBlocks) {
-  // One causal sequence of 128 over 3 heads is 12 blocks of 32 rows; a device of 40 compute units
-  // gets 48 blocks of 8 rows (each row's keys over 8 lanes) instead, with the same results.
+  // One causal sequence of 128 over 3 heads is 12 blocks of 32 rows (4 lanes a row); a device of 40
+  // compute units gets 48 blocks of 8 rows, each row's keys over 16 lanes, with the same results.
   const AttentionCase c{"causal_gqa_d64_s128", 1, 3, 1, 128, 128, 64, true};
   const Graph g = attention_graph(c);
   const auto feeds = kernel_tests::random_inputs(g, 9);
@@ -85,13 +85,15 @@ TEST(AttentionKernel, FewWorkgroupsTakeShorterQueryBlocks) {
     SessionOptions options;
     options.optimize = false;
     Session session = runtime::build_session_for_caps(g, options, caps, false);
-    uint32_t rows = 0;
+    uint32_t rows = 0, lanes = 0;
     for (const auto& kernel : session.impl().plan.kernels) {
       if (kernel.archetype == compile::Archetype::attention && g.node(kernel.anchor).op == Op::attention) {
         rows = kernel.register_tile[1];
+        lanes = kernel.local_size[0];
       }
     }
     EXPECT_EQ(rows, units == 0 ? 32u : 8u);
+    EXPECT_EQ(lanes, units == 0 ? 4u : 16u);
     kernel_tests::apply(session, g, feeds);
     kernel_tests::poison(session);
     session.run();
