@@ -415,6 +415,31 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
     }
     groups = std::move(unpaired);
   }
+  // The cooperative form (f16 weights on a device that runs it) does not normalize its rows: an
+  // RMSNorm read by products that would take it keeps a kernel of its own (GEMVs still fold theirs).
+  if (inference && options.weight_storage == DType::f16 && device_runs_cooperative_matmul(caps)) {
+    std::set<int32_t> separate;
+    for (const Group& group : groups) {
+      if (group.archetype != Archetype::matmul || group.partner >= 0) continue;  // paired: scalar
+      const Node& mm = nodes[group.anchor];
+      const int32_t rows = mm.inputs[0];
+      if (nodes[rows].op == Op::rms_norm && mm.shape.size() >= 2 && mm.shape[mm.shape.size() - 2] >= 16 &&
+          std::binary_search(group.nodes.begin(), group.nodes.end(), rows)) {
+        separate.insert(rows);
+      }
+    }
+    for (Group& group : groups) {
+      std::erase_if(group.nodes, [&](int32_t id) { return separate.count(id) > 0 && id != group.anchor; });
+    }
+    for (int32_t norm : separate) {
+      Group alone;
+      alone.archetype = Archetype::reduction;
+      alone.root = alone.anchor = norm;
+      alone.nodes = {norm};
+      groups.push_back(std::move(alone));
+    }
+    std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.position() < b.position(); });
+  }
   std::vector<int32_t> persistent(graph.outputs().begin(), graph.outputs().end());
   persistent.insert(persistent.end(), options.keep.begin(), options.keep.end());
   const uint64_t alignment = std::max<uint64_t>(caps.min_storage_buffer_offset_alignment, 16);

@@ -132,6 +132,39 @@ TEST(NormalizedProduct, ANormReadElsewhereKeepsItsKernel) {
   EXPECT_NE(session.plan_summary().find("rms_norm"), std::string::npos) << session.plan_summary();
 }
 
+TEST(NormalizedProduct, CooperativeProductsKeepTheNormKernel) {
+  // With f16 weights on a device that runs the tensor-core form, the products take it and the norm
+  // keeps its kernel; with f32 weights the same device normalizes in the scalar products. (A paired
+  // product has no tensor-core form, so it normalizes its rows either way.)
+  Graph g;
+  Tensor x = g.input("x", {1, 64, 96});
+  Tensor normed = g.rms_norm(x, g.parameter("gain", {96}), 1e-5);
+  g.set_outputs({g.matmul(normed, g.parameter("wq", {80, 96}), false, true),
+                 g.matmul(normed, g.parameter("wk", {32, 96}), false, true)});
+  const compile::DeviceCaps gpu = compile::DeviceCaps::default_for_tests();
+  compile::CompileOptions f16;
+  f16.weight_storage = DType::f16;
+  const compile::Plan cooperative = compile::compile(g, gpu, f16);
+  EXPECT_EQ(count_kernels(cooperative, compile::Archetype::reduction), 1u) << cooperative.summary();
+  for (const compile::Kernel& kernel : cooperative.kernels) {
+    if (kernel.archetype == compile::Archetype::matmul) {
+      EXPECT_TRUE(kernel.cooperative_matrix) << kernel.label;
+    }
+  }
+  const compile::Plan scalar = compile::compile(g, gpu);
+  EXPECT_EQ(count_kernels(scalar, compile::Archetype::reduction), 0u) << scalar.summary();
+  EXPECT_TRUE(every_product_normalizes(scalar)) << scalar.summary();
+  Graph mlp;
+  Tensor y = mlp.input("y", {1, 64, 96});
+  Tensor rows = mlp.rms_norm(y, mlp.parameter("gain", {96}), 1e-5);
+  mlp.set_outputs({mlp.swiglu(mlp.matmul(rows, mlp.parameter("gate", {80, 96}), false, true),
+                              mlp.matmul(rows, mlp.parameter("up", {80, 96}), false, true))});
+  const compile::Plan paired = compile::compile(mlp, gpu, f16);
+  ASSERT_GE(paired.kernels.back().partner, 0) << paired.summary();
+  EXPECT_EQ(count_kernels(paired, compile::Archetype::reduction), 0u) << paired.summary();
+  EXPECT_TRUE(every_product_normalizes(paired)) << paired.summary();
+}
+
 TEST(NormalizedProduct, OnlyRowsOfAnUntransposedOperandNormalize) {
   Graph g;
   Tensor x = g.input("x", {8, 16});
