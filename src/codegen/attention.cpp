@@ -597,14 +597,11 @@ std::string generate_attention(const Graph& graph, const compile::Kernel& kernel
   // The anchor is the attention op; the root may be a permute it stores through (compile/grouping.h).
   const Node& node = graph.node(kernel.anchor);
   std::ostringstream out;
-  std::string header = shader_header(graph, kernel);
   // Every kernel unrolls its loops over the head dim ([[unroll]]): llvmpipe (lavapipe)
   // counts the iterations of all loops of an invocation against one budget of 65535
   // (LP_MAX_TGSI_LOOP_ITERATIONS) and past it ends every loop after its first iteration, so a
   // thread's results silently go unwritten. Unrolled, only the loops over rows and keys count.
-  const size_t after_version = header.find('\n', header.find("#version")) + 1;
-  header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
-  out << header << attention_prelude(graph, kernel, node);
+  out << shader_header_with_loop_attributes(graph, kernel) << attention_prelude(graph, kernel, node);
   switch (node.op) {
     case Op::attention: out << forward_body(graph, kernel, true); break;
     case Op::attention_lse: out << forward_body(graph, kernel, false); break;

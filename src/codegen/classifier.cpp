@@ -69,10 +69,10 @@ std::string generate_classifier(const Graph& graph, const compile::Kernel& kerne
   ExpressionWriter writer(graph, kernel);
   const std::string D = u(d), C = u(classes), M = u(m);
   std::ostringstream out;
-  std::string header = shader_header(graph, kernel);
-  const size_t after_version = header.find('\n', header.find("#version")) + 1;
-  header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
-  if (subgroup > 0) header.insert(after_version, "#extension GL_KHR_shader_subgroup_arithmetic : require\n");
+  std::string header = shader_header_with_loop_attributes(graph, kernel);
+  if (subgroup > 0) {
+    header.insert(header.find('\n', header.find("#version")) + 1, "#extension GL_KHR_shader_subgroup_arithmetic : require\n");
+  }
   out << header << (loss >= 0 ? arrival_declarations(kernel) : "") << math_helpers()
       << "const uint WG = " << local << "u;\n"
       << "const uint ROWS = " << rows << "u;  // rows per workgroup\n"

@@ -134,12 +134,8 @@ std::string generate_conv(const Graph& graph, const compile::Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
   const ConvShape c = conv_shape(graph, node);
   std::ostringstream out;
-  std::string header = shader_header(graph, kernel);
-  if (kernel.register_tile[0] == 8) {
-    const size_t after_version = header.find('\n', header.find("#version")) + 1;
-    header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
-  }
-  out << header << constants(c);
+  out << (kernel.register_tile[0] == 8 ? shader_header_with_loop_attributes(graph, kernel) : shader_header(graph, kernel))
+      << constants(c);
   switch (node.op) {
     case Op::conv2d:
       out << "#define XB " << input_buffer(kernel, node, 0) << "\n#define WB " << input_buffer(kernel, node, 1) << "\n";

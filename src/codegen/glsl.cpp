@@ -83,6 +83,12 @@ std::string vec4_result_declaration(const compile::Kernel& kernel) {
          ") writeonly buffer Result4 { vec4 data[]; } result4;\n";
 }
 
+std::string shader_header_with_loop_attributes(const Graph& graph, const compile::Kernel& kernel) {
+  std::string header = shader_header(graph, kernel);
+  header.insert(header.find('\n', header.find("#version")) + 1, "#extension GL_EXT_control_flow_attributes : require\n");
+  return header;
+}
+
 std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value) {
   if (kernel.store_function.empty()) return "result.data[" + index + "] = " + value + ";";
   return "store_result(" + index + ", " + value + ");";

@@ -27,6 +27,8 @@ std::vector<int64_t> strides_of(const Shape& shape);
 // "#version 450", the workgroup size and the storage-buffer declarations: binding i is `in<i>`
 // (element type from the input's dtype), the last is `result`.
 std::string shader_header(const Graph& graph, const compile::Kernel& kernel);
+// The same with GL_EXT_control_flow_attributes enabled, for [[unroll]] and [[dont_unroll]] loops.
+std::string shader_header_with_loop_attributes(const Graph& graph, const compile::Kernel& kernel);
 // The GLSL statement storing `value` as element `index` of the root: `result.data[index] = value;`,
 // or a call of the kernel's store function (compile::Kernel::store_function) when it has one.
 std::string store_output(const compile::Kernel& kernel, const std::string& index, const std::string& value);

@@ -164,9 +164,7 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   if (side == 16 && reg >= 4) return generate_wide_matmul(graph, kernel, writer, a_slot, b_slot, norm);
 
   std::ostringstream out_text;
-  std::string header = shader_header(graph, kernel);
-  header.insert(header.find('\n', header.find("#version")) + 1, "#extension GL_EXT_control_flow_attributes : require\n");
-  out_text << header << math_helpers()
+  out_text << shader_header_with_loop_attributes(graph, kernel) << math_helpers()
            << "const uint SIDE = " << side << "u;   // invocations per workgroup side\n"
            << "const uint REG = " << reg << "u;    // outputs per invocation along each side\n"
            << "const uint TILE = " << tile << "u;\n"

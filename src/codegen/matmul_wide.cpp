@@ -160,9 +160,7 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const bool split = kernel.split_k > 1;
 
   std::ostringstream text;
-  std::string header = shader_header(graph, kernel);
-  const size_t after_version = header.find('\n', header.find("#version")) + 1;
-  header.insert(after_version, "#extension GL_EXT_control_flow_attributes : require\n");
+  std::string header = shader_header_with_loop_attributes(graph, kernel);
   const bool vec4_stores = stores_vec4(graph, kernel, n);
   if (vec4_stores) header += vec4_result_declaration(kernel);
   text << header << math_helpers() << wide_tile_shared(halves)
