@@ -282,6 +282,37 @@ bool escapes_directly(const Graph& graph, const std::vector<int32_t>& keep, int3
          std::find(keep.begin(), keep.end(), id) != keep.end();
 }
 
+// A matmul kernel's result read only through a reshape by a head-splitting permute: the kernel
+// stores through the permute (head_split_store), whose own kernel goes. `consumers` are seen
+// through aliases; `group_of` maps nodes to their groups.
+void store_through_head_splits(const Graph& graph, const std::vector<int32_t>& keep,
+                               const std::vector<std::set<int32_t>>& consumers, std::vector<int32_t>& group_of,
+                               std::vector<Group>& groups) {
+  const auto& nodes = graph.nodes();
+  std::vector<bool> merged(groups.size(), false);
+  for (Group& group : groups) {
+    if (group.archetype != Archetype::matmul || group.partner >= 0 || !group.extra_roots.empty()) continue;
+    const int32_t value = group.root;
+    if (nodes[value].dtype != DType::f32 || consumers[value].size() != 1 || escapes_directly(graph, keep, value)) {
+      continue;
+    }
+    const int32_t reshape = *consumers[value].begin();
+    if (nodes[reshape].op != Op::reshape || escapes_directly(graph, keep, reshape) || consumers[reshape].size() != 1) {
+      continue;
+    }
+    const int32_t permute = *consumers[reshape].begin();
+    if (!splits_heads(graph, nodes[permute]) || group_of[permute] < 0) continue;
+    const int32_t target = group_of[permute];
+    if (groups[target].nodes.size() != 1 || groups[target].root != permute || merged[target]) continue;
+    group.nodes.push_back(reshape);
+    group.nodes.push_back(permute);
+    group.root = permute;
+    group_of[permute] = group_of[value];
+    merged[target] = true;
+  }
+  drop_merged(groups, merged);
+}
+
 }  // namespace
 
 bool is_classifier_head(const Graph& graph, const Node& node) {
@@ -452,31 +483,7 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
     groups.push_back(std::move(group));
   }
   if (fuse) {
-    // A matmul kernel's result read only through a reshape by a head-splitting permute: the kernel
-    // stores through the permute (head_split_store), whose own kernel goes.
-    std::vector<bool> merged(groups.size(), false);
-    for (Group& group : groups) {
-      if (group.archetype != Archetype::matmul || group.partner >= 0 || !group.extra_roots.empty()) continue;
-      const int32_t value = group.root;
-      if (nodes[value].dtype != DType::f32 || consumers[value].size() != 1 || escapes_directly(graph, keep, value)) {
-        continue;
-      }
-      const int32_t reshape = *consumers[value].begin();
-      if (nodes[reshape].op != Op::reshape || escapes_directly(graph, keep, reshape) ||
-          consumers[reshape].size() != 1) {
-        continue;
-      }
-      const int32_t permute = *consumers[reshape].begin();
-      if (!splits_heads(graph, nodes[permute]) || group_of[permute] < 0) continue;
-      const int32_t target = group_of[permute];
-      if (groups[target].nodes.size() != 1 || groups[target].root != permute || merged[target]) continue;
-      group.nodes.push_back(reshape);
-      group.nodes.push_back(permute);
-      group.root = permute;
-      group_of[permute] = group_of[value];
-      merged[target] = true;
-    }
-    drop_merged(groups, merged);
+    store_through_head_splits(graph, keep, consumers, group_of, groups);
     merge_row_statistics(graph, groups);
     merge_classifier_heads(graph, groups);
   }
