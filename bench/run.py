@@ -40,6 +40,7 @@ WORKLOADS = {
     "smollm2_decode_step_f16w": "bench_smollm2",
     "smollm2_decode_step_bf16w": "bench_smollm2",
     "smollm2_prefill128": "bench_smollm2",
+    "smollm2_prefill128_f16w": "bench_smollm2",
     "smollm2_train_step": "bench_smollm2",
     "sd_unet_step": "bench_sd_unet",
     "smolvlm2_ttft": "bench_smolvlm2",

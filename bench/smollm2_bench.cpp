@@ -5,6 +5,7 @@
 //   build/bin/bench_smollm2 smollm2_generate32 smollm2_prefill128 smollm2_train_step
 //   build/bin/bench_smollm2 smollm2_memory2048   # device memory with the 2048-token cache (opt-in)
 //   build/bin/bench_smollm2 smollm2_decode_step_f16w smollm2_decode_step_bf16w   # 16-bit weights
+//   build/bin/bench_smollm2 smollm2_prefill128_f16w
 //
 // Checks before timing: the first generated token equals the argmax of the all-position prefill's
 // last row (the two graphs agree), and the training loss starts near ln(vocab) as random
@@ -184,9 +185,11 @@ void bench_decode_step(const models::SmolLM2Checkpoint& checkpoint, DType weight
   emit(workload, ms, check, note);
 }
 
-void bench_prefill(const models::SmolLM2Checkpoint& checkpoint) {
+// With 16-bit weights (smollm2_prefill128_f16w) the products read f16 weights, through the
+// cooperative (tensor-core) form where the device has it.
+void bench_prefill(const models::SmolLM2Checkpoint& checkpoint, DType weight_storage, const std::string& workload) {
   const std::vector<int32_t> prompt = random_ids(128, checkpoint.config().vocab_size, 2);
-  models::Generator generator(checkpoint, 128);
+  models::Generator generator(checkpoint, 128, weight_storage);
   models::SamplingOptions options;
   options.max_new_tokens = 1;
   options.ignore_eos = true;
@@ -196,8 +199,9 @@ void bench_prefill(const models::SmolLM2Checkpoint& checkpoint) {
   std::vector<int32_t> first;
   const double ms = median_ms([&] { first = generator.generate(prompt, options); }, 10);
   if (first.size() != 1 || first[0] != expected)
-    return emit_failed("smollm2_prefill128", "the chosen token disagrees with the all-position logits");
-  emit("smollm2_prefill128", ms, "ok (chosen token = all-position argmax)", "128 tokens, next token chosen on the GPU");
+    return emit_failed(workload, "the chosen token disagrees with the all-position logits");
+  emit(workload, ms, "ok (chosen token = all-position argmax)",
+       std::string("128 tokens, next token chosen on the GPU; ") + dtype_name(weight_storage) + " weights");
 }
 
 void bench_train(const models::SmolLM2Checkpoint& checkpoint) {
@@ -231,7 +235,8 @@ int main(int argc, char** argv) {
     if (wanted.count("smollm2_decode_step")) bench_decode_step(checkpoint, DType::f32, "smollm2_decode_step");
     if (wanted.count("smollm2_decode_step_f16w")) bench_decode_step(checkpoint, DType::f16, "smollm2_decode_step_f16w");
     if (wanted.count("smollm2_decode_step_bf16w")) bench_decode_step(checkpoint, DType::bf16, "smollm2_decode_step_bf16w");
-    if (wanted.count("smollm2_prefill128")) bench_prefill(checkpoint);
+    if (wanted.count("smollm2_prefill128")) bench_prefill(checkpoint, DType::f32, "smollm2_prefill128");
+    if (wanted.count("smollm2_prefill128_f16w")) bench_prefill(checkpoint, DType::f16, "smollm2_prefill128_f16w");
     if (wanted.count("smollm2_train_step")) bench_train(checkpoint);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_smollm2: %s\n", e.what());
