@@ -165,6 +165,50 @@ TEST(NormalizedProduct, CooperativeProductsKeepTheNormKernel) {
   EXPECT_TRUE(every_product_normalizes(paired)) << paired.summary();
 }
 
+TEST(NormalizedProduct, SixteenBitWeightsWidenAsTheyLoad) {
+  // q/k-like products and a paired gate/up over one norm each, weights stored as f16 and bf16 (no
+  // cooperative form on the test device): against the reference on the weights as the session
+  // holds them.
+  Graph g;
+  Tensor x = g.input("x", {1, 70, 96});
+  Tensor normed = g.rms_norm(x, g.parameter("gain", {96}, Init::normal(1.0, 0.3)), 1e-5);
+  Tensor q = g.matmul(normed, g.parameter("wq", {64, 96}, Init::normal(0.0, 0.3)), false, true);
+  Tensor k = g.matmul(normed, g.parameter("wk", {32, 96}, Init::normal(0.0, 0.3)), false, true);
+  Tensor rows = g.rms_norm(q, g.parameter("gain2", {64}, Init::normal(1.0, 0.3)), 1e-5);
+  Tensor mlp = g.swiglu(g.matmul(rows, g.parameter("gate", {40, 64}, Init::normal(0.0, 0.3)), false, true),
+                        g.matmul(rows, g.parameter("up", {40, 64}, Init::normal(0.0, 0.3)), false, true));
+  g.set_outputs({k, mlp});
+  for (DType storage : {DType::f16, DType::bf16}) {
+    SessionOptions options;
+    options.optimize = false;
+    options.weight_storage = storage;
+    Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), false);
+    const std::string plan = session.plan_summary();
+    EXPECT_EQ(plan.find("reduction"), std::string::npos) << plan;
+    size_t packed = 0;
+    for (const compile::Kernel& kernel : session.impl().plan.kernels) {
+      for (const compile::Storage& binding : kernel.bindings) packed += binding.element != compile::ElementStorage::bits32;
+    }
+    EXPECT_EQ(packed, 4u) << plan;  // wq, wk, gate and up; the gains stay 32-bit
+    const reference::Feeds feeds = kernel_tests::random_inputs(g, 76);
+    kernel_tests::apply(session, g, feeds);
+    kernel_tests::poison(session);
+    session.run();
+    reference::Feeds held = feeds;
+    for (int32_t id : g.parameters()) {
+      const std::vector<float> values = session.read_parameter(g.node(id).name);
+      held[g.node(id).name] = std::vector<double>(values.begin(), values.end());
+    }
+    reference::Options reference_options;
+    reference_options.training = false;
+    const auto expected = reference::run(g, held, reference_options);
+    for (size_t o = 0; o < g.outputs().size(); ++o) {
+      EXPECT_LE(testing_support::relative_error(session.read_output(o), expected.at(g.outputs()[o])), 1e-5)
+          << dtype_name(storage) << " output " << o;
+    }
+  }
+}
+
 TEST(NormalizedProduct, OnlyRowsOfAnUntransposedOperandNormalize) {
   Graph g;
   Tensor x = g.input("x", {8, 16});
