@@ -26,6 +26,9 @@
 //   joins that kernel as its partner: one workgroup multiplies the shared rows by both weights
 //   and the epilogue sees both products (codegen/matmul_paired.cpp). A prefill layer's gate no
 //   longer needs a kernel, a stage and a buffer of its own.
+// - an RMSNorm read only as the rows of products joins every one of their kernels, which
+//   normalize the rows they multiply (normalizes_product_rows): a layer's q, k and v products, its
+//   paired gate and up. The one rule under which a node belongs to more than one group.
 // - a permute that splits heads ([B, S, H·D] reshaped to [B, S, H, D], permuted to [B, H, S, D]:
 //   splits_heads) of a matmul kernel's result read by nothing else joins that kernel as its root,
 //   the reshape with it: the kernel stores each output where the permute would put it
