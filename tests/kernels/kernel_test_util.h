@@ -93,6 +93,34 @@ inline std::vector<double> output_errors(const Graph& graph, const reference::Fe
   return errors;
 }
 
+// Relative errors of every output of `graph` run unoptimized with `weight_storage` on `caps`, inputs
+// from `seed`, against the reference on the parameters as the session holds them (rounded when
+// stored as 16-bit).
+inline std::vector<double> errors_on_held_parameters(const Graph& graph, DType weight_storage,
+                                                     const compile::DeviceCaps& caps, uint32_t seed) {
+  SessionOptions options;
+  options.optimize = false;
+  options.weight_storage = weight_storage;
+  Session session = runtime::build_session_for_caps(graph, options, caps, false);
+  const reference::Feeds feeds = random_inputs(graph, seed);
+  apply(session, graph, feeds);
+  poison(session);
+  session.run();
+  reference::Feeds held = feeds;
+  for (int32_t id : graph.parameters()) {
+    const std::vector<float> values = session.read_parameter(graph.node(id).name);
+    held[graph.node(id).name] = std::vector<double>(values.begin(), values.end());
+  }
+  reference::Options reference_options;
+  reference_options.training = false;
+  const auto expected = reference::run(graph, held, reference_options);
+  std::vector<double> errors;
+  for (size_t k = 0; k < graph.outputs().size(); ++k) {
+    errors.push_back(testing_support::relative_error(session.read_output(k), expected.at(graph.outputs()[k])));
+  }
+  return errors;
+}
+
 // One training step of `graph` (unoptimized, SGD at learning rate 0, parameters from `seed`) on the
 // CI device with `feeds`; every parameter's gradient must match the CPU reference run on the
 // differentiated graph within `limit`. Returns the session for checks of its plan.

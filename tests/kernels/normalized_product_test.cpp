@@ -179,33 +179,17 @@ TEST(NormalizedProduct, SixteenBitWeightsWidenAsTheyLoad) {
                         g.matmul(rows, g.parameter("up", {40, 64}, Init::normal(0.0, 0.3)), false, true));
   g.set_outputs({k, mlp});
   for (DType storage : {DType::f16, DType::bf16}) {
-    SessionOptions options;
-    options.optimize = false;
+    compile::CompileOptions options;
     options.weight_storage = storage;
-    Session session = runtime::build_session_for_caps(g, options, kernel_tests::test_caps(false), false);
-    const std::string plan = session.plan_summary();
-    EXPECT_EQ(plan.find("reduction"), std::string::npos) << plan;
+    const compile::Plan plan = compile::compile(g, kernel_tests::test_caps(false), options);
+    EXPECT_EQ(count_kernels(plan, compile::Archetype::reduction), 0u) << plan.summary();
     size_t packed = 0;
-    for (const compile::Kernel& kernel : session.impl().plan.kernels) {
+    for (const compile::Kernel& kernel : plan.kernels) {
       for (const compile::Storage& binding : kernel.bindings) packed += binding.element != compile::ElementStorage::bits32;
     }
-    EXPECT_EQ(packed, 4u) << plan;  // wq, wk, gate and up; the gains stay 32-bit
-    const reference::Feeds feeds = kernel_tests::random_inputs(g, 76);
-    kernel_tests::apply(session, g, feeds);
-    kernel_tests::poison(session);
-    session.run();
-    reference::Feeds held = feeds;
-    for (int32_t id : g.parameters()) {
-      const std::vector<float> values = session.read_parameter(g.node(id).name);
-      held[g.node(id).name] = std::vector<double>(values.begin(), values.end());
-    }
-    reference::Options reference_options;
-    reference_options.training = false;
-    const auto expected = reference::run(g, held, reference_options);
-    for (size_t o = 0; o < g.outputs().size(); ++o) {
-      EXPECT_LE(testing_support::relative_error(session.read_output(o), expected.at(g.outputs()[o])), 1e-5)
-          << dtype_name(storage) << " output " << o;
-    }
+    EXPECT_EQ(packed, 4u) << plan.summary();  // wq, wk, gate and up; the gains stay 32-bit
+    const auto errors = kernel_tests::errors_on_held_parameters(g, storage, kernel_tests::test_caps(false), 76);
+    for (size_t o = 0; o < errors.size(); ++o) EXPECT_LE(errors[o], 1e-5) << dtype_name(storage) << " output " << o;
   }
 }
 

@@ -70,26 +70,9 @@ Graph swiglu_mlp(int64_t batch, int64_t width, int64_t hidden) {
 
 // Without subgroups the kernel adds up its sums in shared memory instead of with subgroupAdd.
 double gemv_error(const Graph& graph, DType storage, uint32_t seed, bool subgroups = true) {
-  SessionOptions options;
-  options.optimize = false;
-  options.weight_storage = storage;
   compile::DeviceCaps caps = kernel_tests::test_caps(false);
   if (!subgroups) caps.supports_subgroup_arithmetic = false;
-  Session session = runtime::build_session_for_caps(graph, options, caps, false);
-  const reference::Feeds feeds = kernel_tests::random_inputs(graph, seed);
-  kernel_tests::apply(session, graph, feeds);
-  kernel_tests::poison(session);
-  session.run();
-  // The reference on the weights as the session holds them (rounded when stored as 16-bit).
-  reference::Feeds with_weights = feeds;
-  for (int32_t id : graph.parameters()) {
-    const std::vector<float> held = session.read_parameter(graph.node(id).name);
-    with_weights[graph.node(id).name] = std::vector<double>(held.begin(), held.end());
-  }
-  reference::Options reference_options;
-  reference_options.training = false;
-  const auto expected = reference::run(graph, with_weights, reference_options);
-  return testing_support::relative_error(session.read_output(0), expected[graph.outputs()[0]]);
+  return kernel_tests::errors_on_held_parameters(graph, storage, caps, seed)[0];
 }
 
 TEST(GemvPrologue, OnlyOneRowProductsOfAPrivateNormFuse) {
