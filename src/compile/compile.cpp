@@ -423,7 +423,9 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
       if (group.archetype != Archetype::matmul || group.partner >= 0) continue;  // paired: scalar
       const Node& mm = nodes[group.anchor];
       const int32_t rows = mm.inputs[0];
-      if (nodes[rows].op == Op::rms_norm && mm.shape.size() >= 2 && mm.shape[mm.shape.size() - 2] >= 16 &&
+      const int64_t m = mm.shape.size() >= 2 ? mm.shape[mm.shape.size() - 2] : 1, n = mm.shape.back();
+      if (nodes[rows].op == Op::rms_norm && m >= 16 &&
+          cooperative_tiles_fill_device(m, n, num_elements(mm.shape) / (m * n), caps) &&
           std::binary_search(group.nodes.begin(), group.nodes.end(), rows)) {
         separate.insert(rows);
       }

@@ -31,6 +31,12 @@ bool device_runs_cooperative_matmul(const DeviceCaps& caps) {
          caps.max_shared_memory_bytes >= cooperative_matmul_shared_bytes(false, false);
 }
 
+bool cooperative_tiles_fill_device(int64_t m, int64_t n, int64_t batch, const DeviceCaps& caps) {
+  const uint64_t tiles = static_cast<uint64_t>(ceil_div(static_cast<uint64_t>(m), Tiles::rows)) *
+                         ceil_div(static_cast<uint64_t>(n), Tiles::columns) * static_cast<uint64_t>(batch);
+  return 2 * tiles >= caps.compute_units;
+}
+
 bool takes_cooperative_matmul(const Plan& plan, const Kernel& kernel, const DeviceCaps& caps) {
   if (kernel.archetype != Archetype::matmul || kernel.partner >= 0 || !device_runs_cooperative_matmul(caps)) return false;
   const Graph& graph = plan.graph;
@@ -43,6 +49,7 @@ bool takes_cooperative_matmul(const Plan& plan, const Kernel& kernel, const Devi
   // Rows normalized in the kernel (grouping.h: normalizes_product_rows): the scalar forms only.
   if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0])) return false;
   const int64_t batch = num_elements(out) / (m * n);
+  if (!cooperative_tiles_fill_device(m, n, batch, caps)) return false;
   if (ceil_div(n, Tiles::columns) > caps.max_compute_workgroup_count[0] ||
       ceil_div(m, Tiles::rows) > caps.max_compute_workgroup_count[1] ||
       static_cast<uint64_t>(batch) > caps.max_compute_workgroup_count[2]) {

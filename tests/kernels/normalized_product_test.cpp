@@ -151,6 +151,12 @@ TEST(NormalizedProduct, CooperativeProductsKeepTheNormKernel) {
       EXPECT_TRUE(kernel.cooperative_matrix) << kernel.label;
     }
   }
+  // Too few tiles to fill the device's compute units: the scalar forms, normalizing their rows.
+  compile::DeviceCaps many_units = gpu;
+  many_units.compute_units = 132;
+  const compile::Plan unfilled = compile::compile(g, many_units, f16);
+  EXPECT_EQ(count_kernels(unfilled, compile::Archetype::reduction), 0u) << unfilled.summary();
+  EXPECT_TRUE(every_product_normalizes(unfilled)) << unfilled.summary();
   const compile::Plan scalar = compile::compile(g, gpu);
   EXPECT_EQ(count_kernels(scalar, compile::Archetype::reduction), 0u) << scalar.summary();
   EXPECT_TRUE(every_product_normalizes(scalar)) << scalar.summary();

@@ -83,6 +83,15 @@ TEST(CooperativeMatmul, SelectedOnlyWhereTheDeviceAndTheOperandsAllowIt) {
   EXPECT_FALSE(selected(linear_relu(64, 96, 80), gpu));
   EXPECT_TRUE(selected(linear_relu(64, 96, 80), gpu, f16_weights()));
   EXPECT_FALSE(selected(linear_relu(64, 96, 80), gpu, bf16_weights()));
+  // Where the device reports its compute units, the form needs tiles for half of them: 2 × 2 tiles
+  // of 128 × 128 do not fill 132 units, 12 × 11 (or a batch of them) do.
+  compile::DeviceCaps units = gpu;
+  units.compute_units = 132;
+  EXPECT_FALSE(selected(f16_matmul(1, 256, 192, 160, false, false), units));
+  EXPECT_TRUE(selected(f16_matmul(1, 1536, 1408, 64, false, false), units));
+  EXPECT_FALSE(selected(f16_matmul(1, 1536, 640, 64, false, false), units));  // 60 tiles
+  EXPECT_TRUE(selected(f16_matmul(17, 256, 192, 64, false, false), units));   // 68 tiles
+  EXPECT_FALSE(selected(linear_relu(128, 576, 1536), units, f16_weights()));
 }
 
 TEST(CooperativeMatmul, TakesTheProductsScalarFormsWouldSplit) {
