@@ -32,7 +32,8 @@ std::string split_k_fixup(const compile::Kernel& kernel, const std::vector<std::
 // invocations (16×16) own a (64·halves)² tile, each 4·halves rows × 4·halves columns as vec4
 // accumulators acc_r_j (rows 64h + 4·ty + r%4, columns 64j + 4·tx + c); K advances in slices of 8
 // through two shared stages As/Bs, the next slice fetched into registers (a_next/b_next, element f
-// of the slice, 2·halves per invocation) while the current one is multiplied. The caller gives the
+// of the slice, 2·halves per invocation; also a_far/b_far two slices ahead over long spans) while
+// the current one is multiplied. The caller gives the
 // GLSL that fetches and stashes element f and the store of one output (row, col, acc_r_j[c]).
 // Expects lid, tx = lid % 16, ty = lid / 16, row0, col0, M, N, K.
 // With `squares` each invocation also sums the squares of its rows' A elements (vec4 squares_h,
@@ -40,9 +41,13 @@ std::string split_k_fixup(const compile::Kernel& kernel, const std::vector<std::
 std::string wide_tile_shared(int halves);
 std::string wide_tile_accumulators(int halves, bool squares = false);
 std::string wide_tile_multiply(int halves, bool squares = false);
+// fetch_ahead 2: two register sets fetch two slices ahead (wide_tile_fetch_ahead says when).
 std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::string& fetch_b,
                            const std::string& stash_a, const std::string& stash_b,
-                           const std::string& k_begin = "0u", const std::string& k_end = "K", bool squares = false);
+                           const std::string& k_begin = "0u", const std::string& k_end = "K", bool squares = false,
+                           int fetch_ahead = 1);
+// 2 where a workgroup of `kernel` (a product over `k` terms) sums at least 512 of them, else 1.
+int wide_tile_fetch_ahead(const compile::Kernel& kernel, uint64_t k);
 // The accumulators of wide_tile_accumulators as scalar lvalues (acc_r_j[c]), for split_k_fixup.
 std::vector<std::string> wide_tile_values(int halves, bool squares = false);
 // A fused RMSNorm's row scale applied to the accumulators (after the split-K fixup, before the

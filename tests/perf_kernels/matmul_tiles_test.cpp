@@ -95,6 +95,17 @@ TEST(MatmulTiles, WideTilesEveryTransposeWithPartialTilesAndEpilogue) {
   EXPECT_LT(outcome.error, 1e-5);
 }
 
+TEST(MatmulTiles, LongSpansFetchTwoSlicesAhead) {
+  // 144 tiles of 64×64 are not split, so each workgroup sums all K = 523 terms (at least 512: two
+  // register sets fetch two slices ahead; 523 leaves a partial slice of 8).
+  for (bool ta : {false, true}) {
+    const Outcome outcome = run_matmul(batched_matmul(16, 130, 129, 523, ta, !ta), false, 23);
+    EXPECT_EQ(outcome.register_tile[0], 4u) << "ta=" << ta;
+    EXPECT_EQ(outcome.split_k, 1u) << "ta=" << ta;
+    EXPECT_LT(outcome.error, 1e-5) << "ta=" << ta;
+  }
+}
+
 TEST(MatmulTiles, ShortKTakesTwoByTwoTiles) {
   // 256×1024 outputs over K = 10 (a classifier's gradient back through its classes): 64 tiles of
   // 64×64 would be enough for 4×4, but a K this short gains from 4× the workgroups.
