@@ -73,8 +73,9 @@ INSTANTIATE_TEST_SUITE_P(Attention, AttentionKernelTest,
                          kernel_tests::case_and_caps_name<AttentionCase>);
 
 TEST(AttentionKernel, FewWorkgroupsTakeShorterQueryBlocks) {
-  // One causal sequence of 128 over 3 heads is 12 blocks of 32 rows (4 lanes a row); a device of 40
-  // compute units gets 48 blocks of 8 rows, each row's keys over 16 lanes, with the same results.
+  // One causal sequence of 128 over 3 heads is 12 blocks of 32 rows (4 lanes a row, 64-key tiles);
+  // a device of 40 compute units gets 48 blocks of 8 rows, each row's keys over 16 lanes in tiles
+  // of 32 keys, with the same results.
   const AttentionCase c{"causal_gqa_d64_s128", 1, 3, 1, 128, 128, 64, true};
   const Graph g = attention_graph(c);
   const auto feeds = kernel_tests::random_inputs(g, 9);
@@ -94,6 +95,16 @@ TEST(AttentionKernel, FewWorkgroupsTakeShorterQueryBlocks) {
     }
     EXPECT_EQ(rows, units == 0 ? 32u : 8u);
     EXPECT_EQ(lanes, units == 0 ? 4u : 16u);
+    // Key tiles on a device with the shared memory for 64 (lavapipe's fits 32 either way).
+    compile::DeviceCaps gpu = compile::DeviceCaps::default_for_tests();
+    gpu.compute_units = units;
+    uint32_t keys = 0;
+    for (const auto& kernel : compile::compile(g, gpu).kernels) {
+      if (kernel.archetype == compile::Archetype::attention && g.node(kernel.anchor).op == Op::attention) {
+        keys = kernel.register_tile[0];
+      }
+    }
+    EXPECT_EQ(keys, units == 0 ? 64u : 32u);
     kernel_tests::apply(session, g, feeds);
     kernel_tests::poison(session);
     session.run();
