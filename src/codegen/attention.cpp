@@ -239,8 +239,10 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
 // The opening of main() for the kernels whose workgroups own `R` query rows × `L` lanes (forward
 // and dQ): which tile, batch and heads the workgroup works on, each thread's query row i (qi: the
 // row it loads, clamped for threads past S), the keys the row and the tile see, and the row's q,
-// pre-scaled.
-std::string query_rows_main() {
+// pre-scaled. With `staged` (lanes > 1, a key tile of at least R rows) the row's lanes load and
+// rotate its q columns between them and share them through the key tile, which the key loop's
+// first barrier then frees (each lane rotated the whole row: 16 or 64 times the sines and cosines).
+std::string query_rows_main(bool staged) {
   return std::string("void main() {\n  uint wg = ") + linear_workgroup_index() + R"(;
   uint q_tiles = (S + R - 1u) / R;
   if (wg >= q_tiles * B * HQ) return;
@@ -253,8 +255,11 @@ std::string query_rows_main() {
   int end_row = valid ? key_end(qi) : 0;
   int end_group = key_end(min(tile * R + R - 1u, S - 1u));
   vec4 q[D4];
-  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = load_q4(b, h, qi, c) * SCALE;
-)";
+)" + std::string(staged ? R"(  for (uint c = lane; c < D4; c += L) k_tile[row * DP4 + c] = load_q4(b, h, qi, c) * SCALE;
+  barrier();
+  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = k_tile[row * DP4 + c];
+)" : R"(  [[unroll]] for (uint c = 0u; c < D4; ++c) q[c] = load_q4(b, h, qi, c) * SCALE;
+)");
 }
 
 // Head-dim loops run over vec4 columns: one shared-memory load feeds four multiply-adds (the
@@ -289,7 +294,7 @@ std::string forward_body(const Graph& graph, const compile::Kernel& kernel, bool
       << R"(shared float merge_a[R * L];
 shared float merge_b[R * L];
 
-)" << query_rows_main() << R"()";
+)" << query_rows_main(lanes > 1 && keys >= rows) << R"()";
   out << cache_writes(graph, kernel, node);
   if (with_values) {
     out << "  vec4 acc[DV4];\n  [[unroll]] for (uint c = 0u; c < DV4; ++c) acc[c] = vec4(0.0);\n";
@@ -422,7 +427,7 @@ std::string grad_q_body(const compile::Kernel& kernel) {
 shared vec4 v_tile[BK * DVP4];
 shared vec4 merge[R * L];
 
-)" << query_rows_main() << R"(  vec4 dout[DV4];
+)" << query_rows_main(lanes > 1 && keys >= rows) << R"(  vec4 dout[DV4];
   vec4 delta4 = vec4(0.0);
   [[unroll]] for (uint c = 0u; c < DV4; ++c) {
     dout[c] = READ4(DOB, o_at(b, h, qi), c, DV);
