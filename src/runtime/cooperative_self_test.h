@@ -12,6 +12,7 @@
 #include <string>
 
 #include "compile/device_caps.h"
+#include "meganeura/graph.h"
 
 namespace meganeura::runtime {
 
@@ -33,6 +34,13 @@ CooperativeSelfTest cooperative_self_test_result();
 
 // "passed", "failed: ...", "not run": for JSON and `meganeura info`.
 std::string to_string(const CooperativeSelfTest& test);
+
+// The self-test's products (outputs: a·b and a·btᵀ of f16 inputs "a", "b", "bt") and the caps its
+// cooperative session compiles them under: the device's, without its compute units, so that the
+// form is taken however few tiles the small products make (compile/cooperative_matmul.h:
+// cooperative_tiles_fill_device).
+Graph cooperative_self_test_graph();
+compile::DeviceCaps cooperative_self_test_caps(const compile::DeviceCaps& device);
 
 // True while the self-test builds its own sessions on this thread.
 bool cooperative_self_test_running();

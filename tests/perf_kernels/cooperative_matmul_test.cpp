@@ -169,6 +169,20 @@ TEST(CooperativeMatmul, LavapipeSessionsUseTheScalarKernelAndSkipTheSelfTest) {
   }
 }
 
+// The self-test's small products take the form on a device of many compute units, where a session
+// would leave them to the scalar kernels (too few tiles): the self-test checks the form's numbers.
+TEST(CooperativeMatmul, SelfTestProductsTakeTheFormOnLargeDevices) {
+  compile::DeviceCaps device = compile::DeviceCaps::default_for_tests();
+  device.compute_units = 132;
+  const Graph g = runtime::cooperative_self_test_graph();
+  size_t cooperative = 0;
+  for (const compile::Kernel& kernel : compile::compile(g, runtime::cooperative_self_test_caps(device)).kernels) {
+    cooperative += kernel.cooperative_matrix;
+  }
+  EXPECT_EQ(cooperative, 2u);
+  for (const compile::Kernel& kernel : compile::compile(g, device).kernels) EXPECT_FALSE(kernel.cooperative_matrix);
+}
+
 // A device that claims the feature but failed the self-test gets the scalar kernel: the build
 // compiles again without the cooperative form, and the session computes the right product.
 TEST(CooperativeMatmul, FailedSelfTestFallsBackToTheScalarKernel) {
