@@ -111,6 +111,31 @@ std::string cache_writes(const Graph& graph, const compile::Kernel& kernel, cons
   return out.str();
 }
 
+// The binding of input `slot` of `node` read as vec4s ("in3v4", declared by vec4_views), or "" when
+// its rows are not whole vec4s: f32 elements, a width that is a multiple of 4, a 16-byte aligned
+// range. One 16-byte load instead of four.
+std::string vec4_view(const compile::Kernel& kernel, const Node& node, size_t slot, int64_t width) {
+  const auto it = std::find(kernel.inputs.begin(), kernel.inputs.end(), node.inputs[slot]);
+  if (it == kernel.inputs.end() || width % 4 != 0) return "";
+  const compile::Storage& binding = kernel.bindings[static_cast<size_t>(it - kernel.inputs.begin())];
+  if (binding.element != compile::ElementStorage::bits32 || binding.offset % 16 != 0) return "";
+  return input_buffer(kernel, node, slot) + "v4";
+}
+
+// Declarations of the vec4 views that `views` name (each binding once).
+std::string vec4_views(const std::vector<std::string>& views) {
+  std::ostringstream out;
+  std::vector<std::string> declared;
+  for (const std::string& view : views) {
+    if (view.empty() || std::find(declared.begin(), declared.end(), view) != declared.end()) continue;
+    declared.push_back(view);
+    const std::string slot = view.substr(2, view.size() - 4);  // "in<slot>v4"
+    out << "layout(std430, set = 0, binding = " << slot << ") readonly buffer Input" << slot << "Vec4 { vec4 data[]; } "
+        << view << ";\n";
+  }
+  return out.str();
+}
+
 // `vec4 load_<name>4(uint b, uint h, uint row, uint c)`: columns 4c..4c+3 of a row of the operand at
 // input position `slot` (q or k), zeros past the head dim. A rope fused into the kernel
 // (compile/grouping.h) rotates the row as it is read, at the rope's own position offset plus the
@@ -120,8 +145,10 @@ std::string operand_loader(const Graph& graph, const compile::Kernel& kernel, co
   const int32_t operand = node.inputs[slot];
   const std::string head = "vec4 load_" + name + "4(uint b, uint h, uint row, uint c) { ";
   if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), operand)) {
-    return "#define " + name + "_buffer " + input_buffer(kernel, node, slot) + "\n" + head + "return READ4(" + name +
-           "_buffer, " + name + "_at(b, h, row), c, " + width + "); }\n";
+    const std::string view = vec4_view(kernel, node, slot, graph.node(operand).shape.back());
+    const std::string read = view.empty() ? "READ4(" + name + "_buffer, " + name + "_at(b, h, row), c, " + width + ")"
+                                          : view + ".data[" + name + "_at(b, h, row) / 4u + c]";
+    return "#define " + name + "_buffer " + input_buffer(kernel, node, slot) + "\n" + head + "return " + read + "; }\n";
   }
   if (graph.node(operand).op == Op::kv_cache_write) return written_operand_loader(graph, kernel, operand, name, width);
   const Node& rope = graph.node(operand);
@@ -197,12 +224,21 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       // through a permute (compile/grouping.h: merges_heads).
       << "uint out_at(uint b, uint h, uint i) { return "
       << (kernel.root != kernel.anchor ? "((b * S + i) * HQ + h) * DV" : "o_at(b, h, i)") << "; }\n"
-      << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n"
-      << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
+      << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n";
+  // The vec4 views the plain loaders read (declared once each: q, k and v may be one tensor).
+  std::vector<std::string> views;
+  for (size_t slot = 0; slot < (has_v ? 3u : 2u); ++slot) {
+    if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), node.inputs[slot])) {
+      views.push_back(vec4_view(kernel, node, slot, graph.node(node.inputs[slot]).shape.back()));
+    }
+  }
+  out << vec4_views(views) << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
   if (written_v) {
     out << written_operand_loader(graph, kernel, node.inputs[2], "v", "DV");
   } else if (has_v) {
-    out << "vec4 load_v4(uint b, uint h, uint row, uint c) { return READ4(VB, v_at(b, h, row), c, DV); }\n";
+    const std::string view = vec4_view(kernel, node, 2, Dv);
+    out << "vec4 load_v4(uint b, uint h, uint row, uint c) { return "
+        << (view.empty() ? "READ4(VB, v_at(b, h, row), c, DV)" : view + ".data[v_at(b, h, row) / 4u + c]") << "; }\n";
   }
   // Query i sits at offset + i with a position offset (keys past offset + S are unwritten cache
   // slots), else at Skv − S + i (causal mask aligned to the end).
