@@ -232,6 +232,15 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       views.push_back(vec4_view(kernel, node, slot, graph.node(node.inputs[slot]).shape.back()));
     }
   }
+  // The backward's O and dO rows likewise (read_o4, read_do4: vec4 column c of the row at `at`).
+  if (fixed == 6) {
+    const std::string o_view = vec4_view(kernel, node, 3, Dv), do_view = vec4_view(kernel, node, 4, Dv);
+    views.push_back(o_view);
+    views.push_back(do_view);
+    out << "#define read_o4(at, c) " << (o_view.empty() ? "READ4(OB, at, c, DV)" : o_view + ".data[(at) / 4u + (c)]") << "\n"
+        << "#define read_do4(at, c) " << (do_view.empty() ? "READ4(DOB, at, c, DV)" : do_view + ".data[(at) / 4u + (c)]")
+        << "\n";
+  }
   out << vec4_views(views) << operand_loader(graph, kernel, node, 0, "q", "D") << operand_loader(graph, kernel, node, 1, "k", "D");
   if (written_v) {
     out << written_operand_loader(graph, kernel, node.inputs[2], "v", "DV");
@@ -466,8 +475,8 @@ shared vec4 merge[R * L];
 )" << query_rows_main(lanes > 1 && keys >= rows) << R"(  vec4 dout[DV4];
   vec4 delta4 = vec4(0.0);
   [[unroll]] for (uint c = 0u; c < DV4; ++c) {
-    dout[c] = READ4(DOB, o_at(b, h, qi), c, DV);
-    delta4 += dout[c] * READ4(OB, o_at(b, h, qi), c, DV);
+    dout[c] = read_do4(o_at(b, h, qi), c);
+    delta4 += dout[c] * read_o4(o_at(b, h, qi), c);
   }
   float delta = (delta4.x + delta4.y) + (delta4.z + delta4.w);
   float lse = LSEB.data[row_at(b, h, qi)];
@@ -481,7 +490,7 @@ shared vec4 merge[R * L];
     }
     for (uint e = local_index; e < BK * DV4; e += R * L) {
       uint j = uint(base) + e / DV4;
-      v_tile[(e / DV4) * DVP4 + e % DV4] = j < SKV ? READ4(VB, v_at(b, kvh, j), e % DV4, DV) : vec4(0.0);
+      v_tile[(e / DV4) * DVP4 + e % DV4] = j < SKV ? load_v4(b, kvh, j, e % DV4) : vec4(0.0);
     }
     barrier();
     for (uint jj = lane; jj < BK; jj += L) {
@@ -548,7 +557,7 @@ void main() {
 )";
   if (grad_k) {
     out << R"(  vec4 value[DV4];
-  [[unroll]] for (uint c = 0u; c < DV4; ++c) value[c] = READ4(VB, v_at(b, kvh, kj), c, DV);
+  [[unroll]] for (uint c = 0u; c < DV4; ++c) value[c] = load_v4(b, kvh, kj, c);
 )";
   }
   out << R"(  vec4 acc[OUT_D4];
@@ -568,7 +577,7 @@ void main() {
     }
     for (uint e = local_index; e < BQ * DV4; e += BK * P) {
       uint i = qbase + e / DV4;
-      do_tile[(e / DV4) * DVP4 + e % DV4] = i < S ? READ4(DOB, o_at(b, h, i), e % DV4, DV) : vec4(0.0);
+      do_tile[(e / DV4) * DVP4 + e % DV4] = i < S ? read_do4(o_at(b, h, i), e % DV4) : vec4(0.0);
     }
     for (uint r = local_index; r < BQ; r += BK * P) {
       uint i = qbase + r;
