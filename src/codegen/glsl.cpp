@@ -78,6 +78,12 @@ bool stores_vec4(const Graph& graph, const compile::Kernel& kernel, int64_t colu
          root_binding < kernel.bindings.size() && kernel.bindings[root_binding].offset % 16 == 0;
 }
 
+bool stores_vec4_through_function(const compile::Kernel& kernel) {
+  const size_t root_binding = kernel.inputs.size();
+  return kernel.store_function.find("void store_result4(") != std::string::npos &&
+         root_binding < kernel.bindings.size() && kernel.bindings[root_binding].offset % 16 == 0;
+}
+
 std::string vec4_result_declaration(const compile::Kernel& kernel) {
   return "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
          ") writeonly buffer Result4 { vec4 data[]; } result4;\n";

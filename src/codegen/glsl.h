@@ -39,6 +39,10 @@ std::string store_output(const compile::Kernel& kernel, const std::string& index
 // stores of four columns a thread apart left a prefill's SwiGLU products 2 µs slower on an H100.
 bool stores_vec4(const Graph& graph, const compile::Kernel& kernel, int64_t columns);
 std::string vec4_result_declaration(const compile::Kernel& kernel);
+// Whether the kernel's store function also stores four consecutive elements (from a multiple of 4)
+// at once: `void store_result4(uint i, vec4 v)`, its own `result4` declared (a head-split store,
+// compile/grouping.h), with the result's range 16-byte aligned.
+bool stores_vec4_through_function(const compile::Kernel& kernel);
 
 // The binding name of value `id` the kernel stores: `result` for its root, result1, result2, … for
 // its extra outputs (compile::Kernel::extra_outputs). Error for a value it does not store.

@@ -59,10 +59,12 @@ std::string norm_weight_function(const Node* norm, ExpressionWriter& writer);
 std::string wide_tile_rows(int halves, const std::function<std::string(int r, int j)>& store_row_half);
 // The same stores as one vec4 per row and column half (glsl.h: stores_vec4; N a multiple of 4), for
 // 4·row_halves rows and column_halves halves: `value` gives the GLSL of output i + c (row r, half
-// j, lane c of acc_r_j); half j starts `half_columns` (GLSL) after col0.
+// j, lane c of acc_r_j); half j starts `half_columns` (GLSL) after col0; `vec4_store` stores v
+// as elements i..i+3 (store_result4 through a head split).
 std::string wide_tile_vec4_rows(int row_halves, int column_halves,
                                 const std::function<std::string(int r, int j, const std::string& c)>& value,
-                                const std::string& half_columns);
+                                const std::string& half_columns,
+                                const std::string& vec4_store = "result4.data[i / 4u] = v;");
 
 // The GEMV form (matmul_gemv.cpp): one row times B stored [N, K]. With `norm` (an RMSNorm of the
 // row fused into the kernel, compile/grouping.h) a_slot binds the norm's input; with

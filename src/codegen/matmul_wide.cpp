@@ -197,7 +197,7 @@ std::string wide_tile_rows(int halves, const std::function<std::string(int r, in
 
 std::string wide_tile_vec4_rows(int row_halves, int column_halves,
                                 const std::function<std::string(int r, int j, const std::string& c)>& value,
-                                const std::string& half_columns) {
+                                const std::string& half_columns, const std::string& vec4_store) {
   std::ostringstream text;
   for (int r = 0; r < 4 * row_halves; ++r) {
     text << "  {\n    uint row = row0 + " << 64 * (r / 4) << "u + 4u * ty + " << r % 4 << "u;\n";
@@ -206,7 +206,7 @@ std::string wide_tile_vec4_rows(int row_halves, int column_halves,
            << "      if (row < M && col < N) {\n"
            << "        uint i = batch * M * N + row * N + col;\n        vec4 v;\n"
            << "        [[unroll]] for (uint c = 0u; c < 4u; ++c) v[c] = " << value(r, j, "c") << ";\n"
-           << "        result4.data[i / 4u] = v;\n      }\n    }\n";
+           << "        " << vec4_store << "\n      }\n    }\n";
     }
     text << "  }\n";
   }
@@ -227,8 +227,10 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
 
   std::ostringstream text;
   std::string header = shader_header_with_loop_attributes(graph, kernel);
-  const bool vec4_stores = stores_vec4(graph, kernel, n);
-  if (vec4_stores) header += vec4_result_declaration(kernel);
+  // Four columns a store: straight to result4, or through a head split's store_result4.
+  const bool through_function = n % 4 == 0 && stores_vec4_through_function(kernel);
+  const bool vec4_stores = stores_vec4(graph, kernel, n) || through_function;
+  if (vec4_stores && !through_function) header += vec4_result_declaration(kernel);
   text << header << math_helpers() << wide_tile_shared(halves)
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
        << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
@@ -260,7 +262,7 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   if (vec4_stores) {
     text << wide_tile_vec4_rows(halves, halves, [&](int r, int j, const std::string& c) {
       return "epilogue(i + " + c + ", product(i + " + c + ", acc_" + std::to_string(r) + "_" + std::to_string(j) + "[" + c + "]))";
-    }, "64u") << "}\n";
+    }, "64u", through_function ? "store_result4(i, v);" : "result4.data[i / 4u] = v;") << "}\n";
     return text.str();
   }
   text << wide_tile_rows(halves,

@@ -110,7 +110,19 @@ std::string head_split_store(const Graph& graph, const Kernel& kernel) {
          "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
          u(split[3] * split[2] * split[1]) + ";\n"
          "  result.data[((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) + " + d] = v;\n"
-         "}\n";
+         "}\n" +
+         // Four consecutive elements from a multiple of 4 lie in one row of one head: one index
+         // and one 16-byte store (glsl.h: stores_vec4_through_function).
+         (split[3] % 4 != 0 ? std::string()
+                            : "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
+                                  ") writeonly buffer Result4 { vec4 data[]; } result4;\n"
+                                  "void store_result4(uint i, vec4 v) {\n"
+                                  "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n"
+                                  "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
+                                  u(split[3] * split[2] * split[1]) + ";\n"
+                                  "  result4.data[(((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) +
+                                  " + d) / 4u] = v;\n"
+                                  "}\n");
 }
 
 bool pairs_with(const Graph& graph, const Node& anchor, const Node& candidate) {
