@@ -155,21 +155,20 @@ std::string wide_tile_loop(int halves, const std::string& fetch_a, const std::st
        << "  FETCH(a_next, b_next, k0);\n  FETCH(a_far, b_far, k0 + BK);\n  STASH(0u, a_next, b_next);\n  barrier();\n"
        << "  uint stage = 0u;\n"
        // Unconditional fetches as above; two slices a trip, so the register sets swap by name.
-       << "  for (; k0 < " << k_end << "; ) {\n"
-       << "    FETCH(a_next, b_next, k0 + 2u * BK);\n"
-       << wide_tile_multiply(halves, squares)
-       << "    STASH(stage ^ 1u, a_far, b_far);\n"
-       << "    barrier();\n"
-       << "    stage ^= 1u;\n"
-       << "    k0 += BK;\n"
-       << "    if (k0 >= " << k_end << ") break;\n"
-       << "    FETCH(a_far, b_far, k0 + 2u * BK);\n"
-       << wide_tile_multiply(halves, squares)
-       << "    STASH(stage ^ 1u, a_next, b_next);\n"
-       << "    barrier();\n"
-       << "    stage ^= 1u;\n"
-       << "    k0 += BK;\n"
-       << "  }\n";
+       << "  for (; k0 < " << k_end << "; ) {\n";
+  // A slice: fetch two ahead into one set, multiply, stash the other (fetched a slice ago).
+  auto slice = [&](const std::string& fetched, const std::string& stashed) {
+    text << "    FETCH(" << fetched << ", k0 + 2u * BK);\n"
+         << wide_tile_multiply(halves, squares)
+         << "    STASH(stage ^ 1u, " << stashed << ");\n"
+         << "    barrier();\n"
+         << "    stage ^= 1u;\n"
+         << "    k0 += BK;\n";
+  };
+  slice("a_next, b_next", "a_far, b_far");
+  text << "    if (k0 >= " << k_end << ") break;\n";
+  slice("a_far, b_far", "a_next, b_next");
+  text << "  }\n";
   return text.str();
 }
 
