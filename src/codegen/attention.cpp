@@ -111,27 +111,25 @@ std::string cache_writes(const Graph& graph, const compile::Kernel& kernel, cons
   return out.str();
 }
 
-// The binding of input `slot` of `node` read as vec4s ("in3v4", declared by vec4_views), or "" when
-// its rows are not whole vec4s: f32 elements, a width that is a multiple of 4, a 16-byte aligned
-// range. One 16-byte load instead of four.
-std::string vec4_view(const compile::Kernel& kernel, const Node& node, size_t slot, int64_t width) {
+// The binding slot of input `slot` of `node` when its rows (of `width`) can be read as vec4s
+// (glsl.h: vec4_input_readable), else -1. One 16-byte load instead of four.
+int vec4_slot(const compile::Kernel& kernel, const Node& node, size_t slot, int64_t width) {
   const auto it = std::find(kernel.inputs.begin(), kernel.inputs.end(), node.inputs[slot]);
-  if (it == kernel.inputs.end() || width % 4 != 0) return "";
-  const compile::Storage& binding = kernel.bindings[static_cast<size_t>(it - kernel.inputs.begin())];
-  if (binding.element != compile::ElementStorage::bits32 || binding.offset % 16 != 0) return "";
-  return input_buffer(kernel, node, slot) + "v4";
+  if (it == kernel.inputs.end() || width % 4 != 0) return -1;
+  const auto binding = static_cast<size_t>(it - kernel.inputs.begin());
+  return vec4_input_readable(kernel, binding) ? static_cast<int>(binding) : -1;
 }
 
-// Declarations of the vec4 views that `views` name (each binding once).
-std::string vec4_views(const std::vector<std::string>& views) {
+std::string vec4_view(int binding) { return binding < 0 ? "" : "in" + std::to_string(binding) + "v4"; }
+
+// Declarations of the vec4 views of `bindings` (each once; -1 for none).
+std::string vec4_views(const std::vector<int>& bindings) {
   std::ostringstream out;
-  std::vector<std::string> declared;
-  for (const std::string& view : views) {
-    if (view.empty() || std::find(declared.begin(), declared.end(), view) != declared.end()) continue;
-    declared.push_back(view);
-    const std::string slot = view.substr(2, view.size() - 4);  // "in<slot>v4"
-    out << "layout(std430, set = 0, binding = " << slot << ") readonly buffer Input" << slot << "Vec4 { vec4 data[]; } "
-        << view << ";\n";
+  std::vector<int> declared;
+  for (int binding : bindings) {
+    if (binding < 0 || std::find(declared.begin(), declared.end(), binding) != declared.end()) continue;
+    declared.push_back(binding);
+    out << vec4_input_declaration(static_cast<size_t>(binding));
   }
   return out.str();
 }
@@ -145,7 +143,7 @@ std::string operand_loader(const Graph& graph, const compile::Kernel& kernel, co
   const int32_t operand = node.inputs[slot];
   const std::string head = "vec4 load_" + name + "4(uint b, uint h, uint row, uint c) { ";
   if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), operand)) {
-    const std::string view = vec4_view(kernel, node, slot, graph.node(operand).shape.back());
+    const std::string view = vec4_view(vec4_slot(kernel, node, slot, graph.node(operand).shape.back()));
     const std::string read = view.empty() ? "READ4(" + name + "_buffer, " + name + "_at(b, h, row), c, " + width + ")"
                                           : view + ".data[" + name + "_at(b, h, row) / 4u + c]";
     return "#define " + name + "_buffer " + input_buffer(kernel, node, slot) + "\n" + head + "return " + read + "; }\n";
@@ -226,17 +224,18 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
       << (kernel.root != kernel.anchor ? "((b * S + i) * HQ + h) * DV" : "o_at(b, h, i)") << "; }\n"
       << "uint row_at(uint b, uint h, uint i) { return (b * HQ + h) * S + i; }\n";
   // The vec4 views the plain loaders read (declared once each: q, k and v may be one tensor).
-  std::vector<std::string> views;
+  std::vector<int> views;
   for (size_t slot = 0; slot < (has_v ? 3u : 2u); ++slot) {
     if (!std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), node.inputs[slot])) {
-      views.push_back(vec4_view(kernel, node, slot, graph.node(node.inputs[slot]).shape.back()));
+      views.push_back(vec4_slot(kernel, node, slot, graph.node(node.inputs[slot]).shape.back()));
     }
   }
   // The backward's O and dO rows likewise (read_o4, read_do4: vec4 column c of the row at `at`).
   if (fixed == 6) {
-    const std::string o_view = vec4_view(kernel, node, 3, Dv), do_view = vec4_view(kernel, node, 4, Dv);
-    views.push_back(o_view);
-    views.push_back(do_view);
+    const int o_slot = vec4_slot(kernel, node, 3, Dv), do_slot = vec4_slot(kernel, node, 4, Dv);
+    const std::string o_view = vec4_view(o_slot), do_view = vec4_view(do_slot);
+    views.push_back(o_slot);
+    views.push_back(do_slot);
     out << "#define read_o4(at, c) " << (o_view.empty() ? "READ4(OB, at, c, DV)" : o_view + ".data[(at) / 4u + (c)]") << "\n"
         << "#define read_do4(at, c) " << (do_view.empty() ? "READ4(DOB, at, c, DV)" : do_view + ".data[(at) / 4u + (c)]")
         << "\n";
@@ -245,7 +244,7 @@ std::string attention_prelude(const Graph& graph, const compile::Kernel& kernel,
   if (written_v) {
     out << written_operand_loader(graph, kernel, node.inputs[2], "v", "DV");
   } else if (has_v) {
-    const std::string view = vec4_view(kernel, node, 2, Dv);
+    const std::string view = vec4_view(vec4_slot(kernel, node, 2, Dv));
     out << "vec4 load_v4(uint b, uint h, uint row, uint c) { return "
         << (view.empty() ? "READ4(VB, v_at(b, h, row), c, DV)" : view + ".data[v_at(b, h, row) / 4u + c]") << "; }\n";
   }

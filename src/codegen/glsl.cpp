@@ -84,6 +84,16 @@ bool stores_vec4_through_function(const compile::Kernel& kernel) {
          root_binding < kernel.bindings.size() && kernel.bindings[root_binding].offset % 16 == 0;
 }
 
+std::string vec4_input_declaration(size_t slot) {
+  const std::string n = std::to_string(slot);
+  return "layout(std430, set = 0, binding = " + n + ") readonly buffer Input" + n + "Vec4 { vec4 data[]; } in" + n + "v4;\n";
+}
+
+bool vec4_input_readable(const compile::Kernel& kernel, size_t slot) {
+  return slot < kernel.bindings.size() && kernel.bindings[slot].element == compile::ElementStorage::bits32 &&
+         kernel.bindings[slot].offset % 16 == 0;
+}
+
 std::string vec4_result_declaration(const compile::Kernel& kernel) {
   return "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
          ") writeonly buffer Result4 { vec4 data[]; } result4;\n";

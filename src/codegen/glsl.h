@@ -39,6 +39,12 @@ std::string store_output(const compile::Kernel& kernel, const std::string& index
 // stores of four columns a thread apart left a prefill's SwiGLU products 2 µs slower on an H100.
 bool stores_vec4(const Graph& graph, const compile::Kernel& kernel, int64_t columns);
 std::string vec4_result_declaration(const compile::Kernel& kernel);
+
+// Input binding `slot` again as vec4s, `in<slot>v4`: for reading f32 rows of a multiple of 4 one
+// 16-byte load at a time. vec4_input_readable says whether the binding allows it (f32 elements, a
+// 16-byte aligned range; the caller checks its rows).
+std::string vec4_input_declaration(size_t slot);
+bool vec4_input_readable(const compile::Kernel& kernel, size_t slot);
 // Whether the kernel's store function also stores four consecutive elements (from a multiple of 4)
 // at once: `void store_result4(uint i, vec4 v)`, its own `result4` declared (a head-split store,
 // compile/grouping.h), with the result's range 16-byte aligned.

@@ -44,10 +44,8 @@ std::string generate_gemv(const Graph& graph, const compile::Kernel& kernel, Exp
   if (subgroup_sum) header.insert(after_version, "#extension GL_KHR_shader_subgroup_arithmetic : require\n");
   if (wide) {
     // The weights' binding again, as vec4s.
-    const std::string slot = std::to_string(b_slot);
     const size_t first_binding = header.find("layout(std430");
-    header.insert(first_binding, "layout(std430, set = 0, binding = " + slot + ") readonly buffer Input" + slot +
-                                     "Vec4 { vec4 data[]; } in" + slot + "v4;\n");
+    header.insert(first_binding, vec4_input_declaration(b_slot));
   }
   // The operand's element e (flat index into A): `load_a` reads it where it is used; with staging
   // `compute_a` produces it once and load_a reads the staged copy.
