@@ -156,6 +156,10 @@ std::string generate_matmul(const Graph& graph, const compile::Kernel& kernel) {
   const size_t b_slot = writer.binding_of(mm.inputs[1]);
   auto u = [](int64_t v) { return uint_literal(static_cast<uint64_t>(v)); };
 
+  if (compile::rotated_cache_store(graph, kernel) >= 0 &&
+      (kernel.partner >= 0 || kernel.cooperative_matrix || side != 16 || reg != 4)) {
+    throw Error("codegen: kernel \"" + kernel.label + "\" rotates its rows into a cache only from 64×64 tiles");
+  }
   if (kernel.partner >= 0) return generate_paired_matmul(graph, kernel, writer, a_slot, b_slot, norm);
   if (kernel.cooperative_matrix) return generate_cooperative_matmul(graph, kernel, writer, a_slot, b_slot);
   if (kernel.local_size[1] == 1) return generate_gemv(graph, kernel, writer, a_slot, b_slot, norm);

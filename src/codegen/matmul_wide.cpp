@@ -16,7 +16,11 @@
 #include "codegen/expression.h"
 #include "codegen/glsl.h"
 #include "codegen/matmul_parts.h"
+#include "codegen/op_inputs.h"
 #include "codegen/packed_weights.h"
+#include "codegen/rope.h"
+#include "compile/grouping.h"
+#include "meganeura/error.h"
 
 namespace meganeura::codegen {
 
@@ -212,6 +216,41 @@ std::string wide_tile_vec4_rows(int row_halves, int column_halves,
   return text.str();
 }
 
+namespace {
+
+// A product rotating its head-split rows into a cache (compile/grouping.h: rotated_cache_store): the
+// 64×64 tile (whole heads, col0 a multiple of the head dim) goes through shared memory once so that
+// each vec4 meets its pair partners, is rotated at its row's position and stored into the cache.
+std::string rotated_tile_rows(const Graph& graph, const compile::Kernel& kernel, const Node& rope, bool vec4_store) {
+  const int64_t width = rope.shape.back();
+  const Shape& split = graph.node(graph.node(rope.inputs[0]).inputs[0]).shape;  // [A, S, H, D]
+  const std::string half = uint_literal(width / 2);
+  std::ostringstream text;
+  for (int r = 0; r < 4; ++r) {
+    text << "  { uint row = row0 + 4u * ty + " << r << "u, col = col0 + 4u * tx;\n    vec4 v = vec4(0.0);\n"
+         << "    if (row < M && col < N) {\n      uint i = batch * M * N + row * N + col;\n"
+         << "      [[unroll]] for (uint c = 0u; c < 4u; ++c) v[c] = epilogue(i + c, product(i + c, acc_" << r << "_0[c]));\n"
+         << "    }\n    rotated_tile[4u * ty + " << r << "u][tx] = v;\n  }\n";
+  }
+  text << "  barrier();\n";
+  for (int r = 0; r < 4; ++r) {
+    text << "  { uint row = row0 + 4u * ty + " << r << "u, col = col0 + 4u * tx;\n"
+         << "    if (row < M && col < N) {\n      uint i = batch * M * N + row * N + col, d = col % "
+         << uint_literal(width) << ";\n"
+         << "      uint partner = (4u * tx - d + (d + " << half << ") % " << uint_literal(width) << ") / 4u;\n"
+         << "      int position = " << int_scalar_read(graph, kernel, rope, 1) << " + int((i / "
+         << uint_literal(split[2] * split[3]) << ") % " << uint_literal(split[1]) << ");\n"
+         << "      vec4 v = rotate_pairs(rotated_tile[4u * ty + " << r << "u][tx], rotated_tile[4u * ty + " << r
+         << "u][partner], position, d);\n"
+         << (vec4_store ? "      store_result4(i, v);\n"
+                        : "      [[unroll]] for (uint c = 0u; c < 4u; ++c) store_result(i + c, v[c]);\n")
+         << "    }\n  }\n";
+  }
+  return text.str();
+}
+
+}  // namespace
+
 std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kernel, ExpressionWriter& writer,
                                  size_t a_slot, size_t b_slot, const Node* norm) {
   const Node& mm = graph.node(kernel.anchor);
@@ -230,6 +269,14 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
   const bool through_function = n % 4 == 0 && stores_vec4_through_function(kernel);
   const bool vec4_stores = stores_vec4(graph, kernel, n) || through_function;
   if (vec4_stores && !through_function) header += vec4_result_declaration(kernel);
+  const int32_t rope = compile::rotated_cache_store(graph, kernel);
+  if (rope >= 0 && (halves != 1 || n % 4 != 0)) {
+    throw Error("codegen: kernel \"" + kernel.label + "\" rotates its rows into a cache only from 64×64 tiles");
+  }
+  if (rope >= 0) {
+    const Node& r = graph.node(rope);
+    header += "shared vec4 rotated_tile[64][16];\n" + rope_pairs_function("rotate_pairs", r.shape.back(), r.attrs.theta);
+  }
   text << header << math_helpers() << wide_tile_shared(halves)
        << "const uint M = " << u(m) << ", N = " << u(n) << ", K = " << u(k) << ";\n"
        << split_k_declarations(kernel, static_cast<uint64_t>(k)) << "\n"
@@ -258,6 +305,10 @@ std::string generate_wide_matmul(const Graph& graph, const compile::Kernel& kern
                          wide_tile_fetch_ahead(kernel, static_cast<uint64_t>(k)))
        << (split ? split_k_fixup(kernel, wide_tile_values(halves, norm != nullptr)) : "")
        << (norm != nullptr ? wide_tile_normalize(halves, *norm, static_cast<uint64_t>(k)) : "");
+  if (rope >= 0) {
+    text << rotated_tile_rows(graph, kernel, graph.node(rope), through_function) << "}\n";
+    return text.str();
+  }
   if (vec4_stores) {
     text << wide_tile_vec4_rows(halves, halves, [&](int r, int j, const std::string& c) {
       return "epilogue(i + " + c + ", product(i + " + c + ", acc_" + std::to_string(r) + "_" + std::to_string(j) + "[" + c + "]))";

@@ -30,6 +30,24 @@ std::string rope_element_function(const std::string& name, const std::string& bu
   return out.str();
 }
 
+std::string rope_pairs_function(const std::string& name, int64_t D, double theta) {
+  if (D % 8 != 0) throw Error("codegen: rope pairs of vec4s need a last dim that is a multiple of 8, got " + std::to_string(D));
+  const std::string half = uint_literal(D / 2);
+  std::ostringstream out;
+  out << "vec4 " << name << "(vec4 v, vec4 partner, int position, uint d) {\n  vec4 rotated;\n";
+  // Written out, not looped: lavapipe counts every loop iteration against one budget.
+  for (int c = 0; c < 4; ++c) {
+    out << "  { uint pair = (d + " << c << "u) % " << half << ";\n"
+        << "    float inv_freq = exp2(-2.0 * float(pair) / float(" << uint_literal(D) << ") * "
+        << float_literal(std::log2(theta)) << ");\n"
+        << "    float angle = float(position) * inv_freq, c = cos(angle), sn = sin(angle);\n"
+        << "    rotated[" << c << "] = d < " << half << " ? v[" << c << "] * c - partner[" << c << "] * sn : v[" << c
+        << "] * c + partner[" << c << "] * sn; }\n";
+  }
+  out << "  return rotated;\n}\n";
+  return out.str();
+}
+
 std::string generate_rope(const Graph& graph, const compile::Kernel& kernel) {
   const Node& node = graph.node(kernel.root);
   if (node.op != Op::rope && node.op != Op::rope_grad) {

@@ -17,4 +17,10 @@ namespace meganeura::codegen {
 std::string rope_element_function(const std::string& name, const std::string& buffer, int64_t D, double theta,
                                   bool inverse);
 
+// `vec4 name(vec4 v, vec4 partner, int position, uint d)`: elements d..d+3 of a row (d a multiple
+// of 4, all in one half; D a multiple of 8) rotated by the angles of `position`, `partner` holding
+// their pair partners (the other half's elements at the same pairs). The same arithmetic as
+// rope_element_function, four elements at a time: a product rotating its own tile.
+std::string rope_pairs_function(const std::string& name, int64_t D, double theta);
+
 }  // namespace meganeura::codegen

@@ -60,6 +60,13 @@ bool runs_paired_products(const DeviceCaps& caps) {
          caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 33 * 16;
 }
 
+// The 64×64-tile form with a rotating cache store's tile beside its two shared stages
+// (grouping.h: rotated_cache_store).
+bool runs_rotating_tiles(const DeviceCaps& caps) {
+  return caps.max_workgroup_invocations >= 256 && caps.max_workgroup_size[0] >= 16 && caps.max_workgroup_size[1] >= 16 &&
+         caps.max_shared_memory_bytes >= 2ull * 2 * 8 * 17 * 16 + rotated_cache_store_bytes;
+}
+
 uint32_t balanced_split_k(uint64_t tiles, uint64_t k, uint64_t longest, uint32_t compute_units, uint32_t granularity) {
   uint32_t best = 1;
   uint64_t best_terms = ~0ull;
@@ -240,7 +247,9 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       const uint32_t gemv_local = std::min<uint32_t>(256, floor_pow2(caps.max_workgroup_invocations));
       const bool subgroup_sum = summing_subgroup(caps) > 0;
       const uint32_t lanes = subgroup_sum ? caps.subgroup_size : 32;
-      if (m == 1 && mm.attrs.transpose_b && gemv_local >= 32 && caps.max_workgroup_size[0] >= gemv_local &&
+      // A product rotating its rows into a cache takes 64×64 tiles, which hold whole heads.
+      const bool rotates = rotated_cache_store(graph, kernel) >= 0;
+      if (m == 1 && !rotates && mm.attrs.transpose_b && gemv_local >= 32 && caps.max_workgroup_size[0] >= gemv_local &&
           ceil_div(static_cast<uint64_t>(n), gemv_local / lanes) <= caps.max_compute_workgroup_count[0] &&
           static_cast<uint64_t>(batch) <= caps.max_compute_workgroup_count[2]) {
         kernel.local_size = {gemv_local, 1, 1};
@@ -285,6 +294,7 @@ void set_dispatch(const Graph& graph, const DeviceCaps& caps, Kernel& kernel) {
       // A paired product: 128 rows × 64 columns of each product per workgroup, the 8×8 form's
       // columns split between the two weights.
       if (kernel.partner >= 0) reg = 8u;
+      if (rotates) reg = 4u;
       kernel.local_size = {side, side, 1};
       kernel.register_tile = {reg, reg};
       const uint64_t tile = static_cast<uint64_t>(side) * reg;
@@ -394,7 +404,7 @@ Plan compile(const Graph& graph, const DeviceCaps& caps, const CompileOptions& o
   const auto& nodes = graph.nodes();
   const int32_t count = static_cast<int32_t>(nodes.size());
   const bool inference = options.purpose == Purpose::inference;
-  std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference);
+  std::vector<Group> groups = group_nodes(graph, options.keep, options.fuse, inference, runs_rotating_tiles(caps));
   // A device without the paired form computes the partner in a kernel of its own, before.
   if (!runs_paired_products(caps)) {
     std::vector<Group> unpaired;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "compile/grouping.h"
+
 namespace meganeura::compile {
 
 namespace {
@@ -48,6 +50,8 @@ bool takes_cooperative_matmul(const Plan& plan, const Kernel& kernel, const Devi
   if (m < 16 || n < 16 || k < 16) return false;  // GEMV and slivers: the scalar forms do better
   // Rows normalized in the kernel (grouping.h: normalizes_product_rows): the scalar forms only.
   if (std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), mm.inputs[0])) return false;
+  // Rows rotated into a cache: the 64×64-tile form only.
+  if (rotated_cache_store(graph, kernel) >= 0) return false;
   const int64_t batch = num_elements(out) / (m * n);
   if (!cooperative_tiles_fill_device(m, n, batch, caps)) return false;
   if (ceil_div(n, Tiles::columns) > caps.max_compute_workgroup_count[0] ||

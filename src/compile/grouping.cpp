@@ -88,22 +88,71 @@ bool splits_heads(const Graph& graph, const Node& node) {
 
 namespace {
 
-bool stores_through_head_split(const Graph& graph, const Kernel& kernel) {
-  return kernel.archetype == Archetype::matmul && kernel.root != kernel.anchor &&
-         splits_heads(graph, graph.node(kernel.root));
+// The head split a matmul kernel stores through: its root, or the update (under a joined rope) of
+// the cache write at its root; -1 for none.
+int32_t stored_head_split(const Graph& graph, const Kernel& kernel) {
+  if (kernel.archetype != Archetype::matmul || kernel.root == kernel.anchor) return -1;
+  int32_t id = kernel.root;
+  if (graph.node(id).op == Op::kv_cache_write) {
+    id = graph.node(id).inputs[1];
+    if (graph.node(id).op == Op::rope && std::binary_search(kernel.nodes.begin(), kernel.nodes.end(), id)) {
+      id = graph.node(id).inputs[0];
+    }
+  }
+  return splits_heads(graph, graph.node(id)) ? id : -1;
+}
+
+// `int(inK.data[0])` for a kernel input, the literal for a scalar.
+std::string int_input_read(const Graph& graph, const Kernel& kernel, int32_t id) {
+  if (graph.node(id).op == Op::scalar) return std::to_string(static_cast<int64_t>(graph.node(id).attrs.value));
+  const auto it = std::find(kernel.inputs.begin(), kernel.inputs.end(), id);
+  if (it == kernel.inputs.end()) throw Error("compile: kernel \"" + kernel.label + "\" does not bind node " + std::to_string(id));
+  return "int(in" + std::to_string(it - kernel.inputs.begin()) + ".data[0])";
+}
+
+// A cache write's store functions (see head_split_store): element (a, s, h, d) of the split goes to
+// row offset + s of head (a, h) of the cache.
+std::string cache_store(const Graph& graph, const Kernel& kernel, const Shape& split) {
+  const Node& write = graph.node(kernel.root);
+  const int64_t capacity = write.shape[2];
+  auto u = [](int64_t v) { return std::to_string(v) + "u"; };
+  const std::string offset = int_input_read(graph, kernel, write.inputs[2]);
+  auto function = [&](const std::string& head, const std::string& store, const std::string& open,
+                      const std::string& tail) {
+    return head + "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n" +
+           "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
+           u(split[3] * split[2] * split[1]) + ";\n" + "  int offset = " + offset +
+           ", position = offset + int(s);\n  if (offset >= 0 && position < " + std::to_string(capacity) + ") " + store +
+           "[" + open + "((a * " + u(split[2]) + " + h) * " + u(capacity) + " + uint(position)) * " + u(split[3]) + " + d" + tail +
+           "] = v;\n}\n";
+  };
+  return function("void store_result(uint i, float v) {\n", "result.data", "", "") +
+         (split[3] % 4 != 0 ? std::string()
+                            : "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
+                                  ") writeonly buffer Result4 { vec4 data[]; } result4;\n" +
+                                  function("void store_result4(uint i, vec4 v) {\n", "result4.data", "(", ") / 4u"));
 }
 
 }  // namespace
 
 int32_t stored_value(const Graph& graph, const Kernel& kernel) {
-  if (!stores_through_head_split(graph, kernel)) return kernel.root;
-  return graph.node(graph.node(kernel.root).inputs[0]).inputs[0];
+  const int32_t split = stored_head_split(graph, kernel);
+  if (split < 0) return kernel.root;
+  return graph.node(graph.node(split).inputs[0]).inputs[0];
+}
+
+int32_t rotated_cache_store(const Graph& graph, const Kernel& kernel) {
+  if (stored_head_split(graph, kernel) < 0 || graph.node(kernel.root).op != Op::kv_cache_write) return -1;
+  const int32_t update = graph.node(kernel.root).inputs[1];
+  return graph.node(update).op == Op::rope ? update : -1;
 }
 
 std::string head_split_store(const Graph& graph, const Kernel& kernel) {
-  if (!stores_through_head_split(graph, kernel)) return "";
+  const int32_t permute = stored_head_split(graph, kernel);
+  if (permute < 0) return "";
   // Element i of the value is (a, s, h, d) of the reshape [A, S, H, D]; it goes to (a, h, s, d).
-  const Shape& split = graph.node(graph.node(kernel.root).inputs[0]).shape;
+  const Shape& split = graph.node(graph.node(permute).inputs[0]).shape;
+  if (graph.node(kernel.root).op == Op::kv_cache_write) return cache_store(graph, kernel, split);
   auto u = [](int64_t v) { return std::to_string(v) + "u"; };
   return "void store_result(uint i, float v) {\n"
          "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n"
@@ -325,6 +374,47 @@ void store_through_head_splits(const Graph& graph, const std::vector<int32_t>& k
   drop_merged(groups, merged);
 }
 
+// A cache write of its own kernel whose update is a matmul kernel's head split (under a rope
+// joined to the write, where `rotate_in_tiles` allows) joins that kernel as its root (grouping.h).
+void store_into_caches(const Graph& graph, const std::vector<int32_t>& keep,
+                       const std::vector<std::set<int32_t>>& consumers, std::vector<Group>& groups,
+                       bool rotate_in_tiles) {
+  const auto& nodes = graph.nodes();
+  std::map<int32_t, size_t> rooted;  // root → group
+  for (size_t g = 0; g < groups.size(); ++g) rooted[groups[g].root] = g;
+  std::vector<bool> merged(groups.size(), false);
+  for (size_t w = 0; w < groups.size(); ++w) {
+    const Group& writer = groups[w];
+    const Node& write = nodes[writer.root];
+    if (write.op != Op::kv_cache_write || writer.archetype != Archetype::gather || !writer.extra_roots.empty() ||
+        write.dtype != DType::f32) {
+      continue;
+    }
+    int32_t update = write.inputs[1];
+    if (std::find(writer.nodes.begin(), writer.nodes.end(), update) != writer.nodes.end()) {
+      // A rope joined to the write: its pairs must lie in the product's 64-column tiles, and its
+      // vec4s pair whole with their partners'.
+      const int64_t width = nodes[update].shape.back();
+      if (!rotate_in_tiles || nodes[update].op != Op::rope || width % 8 != 0 || 64 % width != 0) continue;
+      update = nodes[update].inputs[0];
+    }
+    const auto product = rooted.find(update);
+    if (product == rooted.end() || merged[product->second] || consumers[update].size() != 1 ||
+        escapes_directly(graph, keep, update)) {
+      continue;
+    }
+    Group& target = groups[product->second];
+    if (target.archetype != Archetype::matmul || target.anchor == target.root || target.partner >= 0 ||
+        !target.extra_roots.empty() || !splits_heads(graph, nodes[update])) {
+      continue;
+    }
+    target.nodes.insert(target.nodes.end(), writer.nodes.begin(), writer.nodes.end());
+    target.root = writer.root;
+    merged[w] = true;
+  }
+  drop_merged(groups, merged);
+}
+
 }  // namespace
 
 bool is_classifier_head(const Graph& graph, const Node& node) {
@@ -353,7 +443,8 @@ bool is_alias(const Graph& graph, const Node& node, bool inference) {
          (node.op == Op::cast && graph.node(node.inputs[0]).dtype == node.dtype) || permute_keeps_order(node);
 }
 
-std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference) {
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference,
+                               bool rotate_in_tiles) {
   const auto& nodes = graph.nodes();
   const int32_t count = static_cast<int32_t>(nodes.size());
 
@@ -496,6 +587,7 @@ std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& k
   }
   if (fuse) {
     store_through_head_splits(graph, keep, consumers, group_of, groups);
+    store_into_caches(graph, keep, consumers, groups, rotate_in_tiles);
     merge_row_statistics(graph, groups);
     merge_classifier_heads(graph, groups);
   }

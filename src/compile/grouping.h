@@ -33,6 +33,13 @@
 //   splits_heads) of a matmul kernel's result read by nothing else joins that kernel as its root,
 //   the reshape with it: the kernel stores each output where the permute would put it
 //   (head_split_store). A prefill layer's q, k and v head splits need no kernels and no stage.
+// - a kv_cache_write (of its own kernel) whose update is such a kernel's head split, read by
+//   nothing else, joins that kernel as its root: the product stores each row straight into the
+//   cache at the write's offset (head_split_store). So does a write of rope(head split), the rope
+//   joined too, where the device allows (group_nodes' `rotate_in_tiles`: the kernel must take 64×64
+//   tiles) and the rope's pairs lie in one tile (rotated_cache_store): the kernel rotates its tile
+//   through shared memory before storing it (codegen/matmul_wide.cpp). A prefill layer's k and v
+//   cache writes need no kernels and no stage: its q, k and v products are its whole first stage.
 // Reshape, stop_gradient and same-type casts are aliases (no group); so is dropout at inference.
 // One rule gives a kernel a second output: an attention_lse over the same q, k, mask, offset and
 // options as an attention (the gradient rule emits it for the backward) is written by that
@@ -76,7 +83,10 @@ struct Group {
 
 // Groups in an order that respects dependencies (ascending root id). Only nodes the outputs (and
 // `keep`) depend on are scheduled.
-std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference = false);
+// `rotate_in_tiles`: the device runs the 64×64-tile matmul form with the shared memory of
+// rotated_cache_store_bytes, so a rope'd cache write may join its product (see the rules above).
+std::vector<Group> group_nodes(const Graph& graph, const std::vector<int32_t>& keep, bool fuse, bool inference = false,
+                               bool rotate_in_tiles = false);
 
 // A one-row product with weights stored [N, K] (the GEMV form) whose left operand is an RMSNorm or
 // a pointwise op read by nothing else computes that operand as it loads the row: every column's
@@ -113,8 +123,18 @@ bool splits_heads(const Graph& graph, const Node& node);
 int32_t stored_value(const Graph& graph, const Kernel& kernel);
 
 // GLSL `void store_result(uint i, float v)` storing element i of the value of a matmul kernel that
-// stores through a head split at its place in the permuted result; "" for other kernels.
+// stores through a head split at its place in the permuted result, or, where a cache write joined
+// the kernel, at its place in the cache (rows from the write's offset, those past the cache's end
+// dropped, as kv_cache_write drops them); "" for other kernels.
 std::string head_split_store(const Graph& graph, const Kernel& kernel);
+
+// The rope of a matmul kernel that rotates its head-split rows before they go into a cache (see the
+// rules above), else -1. Such a kernel takes the 64×64-tile form (compile sets it), whose column
+// tiles hold whole heads.
+int32_t rotated_cache_store(const Graph& graph, const Kernel& kernel);
+
+// Shared memory a rotating product adds to its 64×64-tile form: the tile it rotates.
+constexpr uint64_t rotated_cache_store_bytes = 64 * 64 * 4;
 
 // Whether `candidate` can be the partner of the product `anchor`: both f32 matmuls of the same left
 // operand (not transposed, at least 16 rows) with weights stored [N, K] of one shape.

@@ -160,8 +160,8 @@ size_t count_labels_starting(const compile::Plan& plan, const std::string& prefi
 TEST(RopeFusion, SmolLM2DecodeAndPrefillRunNoRopeKernel) {
   // The model's own graphs, optimized as the generator builds them: in a decode step every
   // layer's attention kernel rotates rope(q) and rope(k) as it loads them and writes the new k and
-  // v rows into the caches itself; in a prefill the k write rotates rope(k) and the attention
-  // kernel rope(q).
+  // v rows into the caches itself; in a prefill the k product rotates rope(k) as it stores its rows
+  // into the cache (kernels/cache_store_test.cpp) and the attention kernel rope(q).
   const models::LlamaConfig config =
       models::LlamaConfig::load(std::string(MEGANEURA_TEST_DATA_DIR) + "/fixtures/smollm2-tiny");
   for (int64_t length : {1, 4}) {
@@ -174,7 +174,9 @@ TEST(RopeFusion, SmolLM2DecodeAndPrefillRunNoRopeKernel) {
              std::count(k.label.begin(), k.label.end(), '+') == 4;  // two ropes, two writes, the attention
     });
     EXPECT_EQ(static_cast<size_t>(writes_and_attends), length == 1 ? layers : 0u) << plan.summary();
-    EXPECT_EQ(count_labels_starting(plan, "rope+kv_cache_write"), length == 1 ? 0u : layers) << plan.summary();
+    EXPECT_EQ(count_labels_starting(plan, "rope+kv_cache_write"), 0u) << plan.summary();
+    EXPECT_EQ(count_kernels(plan, "rms_norm+matmul+reshape+permute+rope+kv_cache_write"), length == 1 ? 0u : layers)
+        << plan.summary();
     EXPECT_EQ(count_labels_starting(plan, "rope+attention"), length == 1 ? 0u : layers) << plan.summary();
     // A rope of its own would be labelled "rope" or "rope (<name>)".
     EXPECT_EQ(count_labels_starting(plan, "rope "), 0u) << plan.summary();
