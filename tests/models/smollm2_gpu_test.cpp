@@ -179,6 +179,16 @@ TEST(SmolLM2Gpu, DeviceMemoryCountsSharedWeightsOnceAndGrowsPerPrefillBucket) {
   EXPECT_EQ(generator.device_memory(), one_bucket + own_bytes(32));
 }
 
+TEST(SmolLM2Gpu, PrefillNormalizesOnlyTheChosenRow) {
+  SKIP_WITHOUT_ATTENTION_KERNELS();
+  // The last layer's output is gathered at row `last` before the final norm, so the head's product
+  // normalizes that one row itself: no kernel normalizes every row of the prompt.
+  const LlamaConfig config = LlamaConfig::load(kFixtures + "smollm2-tiny");
+  const std::string plan = build_inference_session(decoding_graph(config, 16, 32)).plan_summary();
+  EXPECT_NE(plan.find(" rms_norm+matmul ["), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("add+rms_norm"), std::string::npos) << plan;
+}
+
 TEST(SmolLM2Gpu, SeededSamplingRepeatsAndStaysInTheTopK) {
   SKIP_WITHOUT_ATTENTION_KERNELS();
   const auto checkpoint = SmolLM2Checkpoint::open(kFixtures + "smollm2-tiny");
