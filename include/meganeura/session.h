@@ -88,6 +88,7 @@ struct SessionOptions {
 struct MemorySummary {
   uint64_t parameters = 0;       // bytes of parameter buffers this session owns
   uint64_t shared_parameters = 0;  // bytes of parameter buffers borrowed from another session
+  uint64_t derived = 0;          // weights derived from parameters (stacked for one wider product), own
   uint64_t gradients = 0;
   uint64_t optimizer_state = 0;
   uint64_t inputs = 0;
@@ -95,7 +96,7 @@ struct MemorySummary {
   uint64_t state = 0;            // persistent state updated in place (KV caches, kernels' counters)
   uint64_t arena = 0;            // intermediates, shared by liveness
   uint64_t arena_unshared = 0;   // what intermediates would take without sharing
-  uint64_t total() const { return parameters + gradients + optimizer_state + inputs + outputs + state + arena; }
+  uint64_t total() const { return parameters + derived + gradients + optimizer_state + inputs + outputs + state + arena; }
   std::string to_string() const;
 };
 

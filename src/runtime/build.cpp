@@ -53,6 +53,25 @@ std::vector<std::byte> constant_bytes(const Node& node) {
   return bytes;
 }
 
+// Whether node `a_id` of plan `a` and `b_id` of `b` compute the same values from the same
+// parameters (by name, stored alike) and constants: a derived weight a lender already keeps.
+bool same_derivation(const compile::Plan& a, int32_t a_id, const compile::Plan& b, int32_t b_id) {
+  const Node& x = a.graph.node(a_id);
+  const Node& y = b.graph.node(b_id);
+  if (x.op != y.op || x.shape != y.shape || x.dtype != y.dtype || !(x.attrs == y.attrs) ||
+      x.inputs.size() != y.inputs.size()) {
+    return false;
+  }
+  if (x.op == Op::parameter) {
+    return x.name == y.name && a.storage.at(a_id).element == b.storage.at(b_id).element;
+  }
+  if (x.op == Op::constant && x.data != y.data) return false;
+  for (size_t i = 0; i < x.inputs.size(); ++i) {
+    if (!same_derivation(a, x.inputs[i], b, y.inputs[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 gpu::Pipeline& Session::Impl::pipeline_for(const std::string& source, uint32_t bindings, uint32_t push_bytes,
@@ -181,6 +200,21 @@ Session build_session_for_caps(const Graph& graph, const SessionOptions& options
           impl->borrowed[i] = true;
           continue;
         }
+      }
+    }
+    // A derived weight (stacked for one wider product) the lender keeps the same way: its
+    // buffer, refreshed by either session when the shared parameters change.
+    if (planned.kind == compile::BufferKind::derived && lender != nullptr) {
+      const auto& lent = lender->plan.buffers;
+      const auto match = std::find_if(lent.begin(), lent.end(), [&](const compile::PlanBuffer& other) {
+        return other.kind == compile::BufferKind::derived && other.bytes == planned.bytes &&
+               lender->plan.storage.at(other.node).element == plan.storage.at(planned.node).element &&
+               same_derivation(plan, planned.node, lender->plan, other.node);
+      });
+      if (match != lent.end()) {
+        impl->buffers[i] = lender->buffers.at(static_cast<size_t>(match - lent.begin()));
+        impl->borrowed[i] = true;
+        continue;
       }
     }
     const std::string label = planned.kind == compile::BufferKind::arena ? "arena" : planned.name;

@@ -555,7 +555,9 @@ MemorySummary Session::memory_summary() const {
         break;
       case compile::BufferKind::state:
       case compile::BufferKind::workspace: summary.state += b.bytes; break;
-      case compile::BufferKind::derived: summary.parameters += b.bytes; break;
+      case compile::BufferKind::derived:
+        (impl_->borrowed[i] ? summary.shared_parameters : summary.derived) += b.bytes;
+        break;
       case compile::BufferKind::constant: summary.inputs += b.bytes; break;
       case compile::BufferKind::arena: summary.arena += plan.arena_bytes; break;
     }
@@ -571,6 +573,7 @@ std::string MemorySummary::to_string() const {
   std::ostringstream out;
   out << "parameters " << parameters << " B";
   if (shared_parameters) out << " (+" << shared_parameters << " B shared)";
+  if (derived) out << ", derived weights " << derived << " B";
   out << ", gradients " << gradients << " B, optimizer state " << optimizer_state << " B, inputs " << inputs
       << " B, outputs " << outputs << " B, state " << state << " B, arena " << arena << " B (" << arena_unshared << " B unshared); total "
       << total() << " B";

@@ -34,7 +34,7 @@ struct Session::Impl {
 
   // One per plan buffer; parameters may be shared with another session.
   std::vector<std::shared_ptr<gpu::Buffer>> buffers;
-  std::vector<bool> borrowed;  // parameter buffers that belong to another session
+  std::vector<bool> borrowed;  // parameter and derived-weight buffers that belong to another session
 
   // Pipelines by generated source (identical kernels share one).
   std::map<std::string, std::unique_ptr<gpu::Pipeline>> pipelines;

@@ -117,6 +117,37 @@ TEST(SharedOperandSession, SharedParametersRefreshTheBorrowersStack) {
   expect_matches_reference(prefill, prefill_graph, 7);
 }
 
+TEST(SharedOperandSession, ABorrowerKeepsTheLendersStack) {
+  // Two one-row sessions over the same weights (a decode step and a prefill's last row): the
+  // borrower's stack is the lender's buffer, which either session's refresh keeps current.
+  const Graph decode_graph = qkv_graph(1);
+  Session decode = build_inference_session(decode_graph, {});
+  const uint64_t stack = decode.memory_summary().derived;
+  ASSERT_GT(stack, 0u);
+  SessionOptions options;
+  options.share_parameters_with = &decode;
+  Session borrower = build_inference_session(decode_graph, options);
+  EXPECT_EQ(borrower.memory_summary().derived, 0u);
+  EXPECT_EQ(borrower.memory_summary().shared_parameters, decode.memory_summary().parameters + stack);
+  expect_matches_reference(borrower, decode_graph, 31);
+  const std::vector<float> q = random_values(128 * 64, 32);
+  borrower.set_parameter("q", std::span<const float>(q));  // through the borrower this time
+  expect_matches_reference(decode, decode_graph, 33);
+  expect_matches_reference(borrower, decode_graph, 34);
+
+  // Stacked from other weights (here: in another order), the stack is the session's own.
+  Graph other;
+  Tensor x = other.input("x", {1, 1, 64});
+  auto proj = [&](const std::string& name, int64_t out) {
+    return other.matmul(x, other.parameter(name, {out, 64}, Init::normal(0, 0.3)), false, true);
+  };
+  Tensor v = proj("v", 64), k = proj("k", 64), q2 = proj("q", 128);
+  other.set_outputs({other.log_softmax(v, -1), other.softmax(k * 2.0, -1), other.softmax(q2, -1)});
+  Session own = build_inference_session(other, options);
+  EXPECT_GT(own.memory_summary().derived, 0u) << own.plan_summary();
+  expect_matches_reference(own, other, 35);
+}
+
 TEST(SharedOperandSession, AlignedContiguousSlicesAreViews) {
   // A slice of one row's columns is one contiguous run: a view when it starts on the device's
   // offset alignment, a copy otherwise; several rows are never contiguous.
