@@ -124,6 +124,11 @@ struct MultiHeadAttention {
   // Decoding with a KV cache: x holds positions [offset, offset + S) (offset: i32 [] or [1]); this
   // step's keys and values are written into the cache, and the queries attend over the cache.
   Tensor forward_cached(Graph& graph, Tensor x, KvCache& cache, Tensor offset) const;
+  // forward_cached where only `query` ([B, T, hidden] at positions [position, position + T),
+  // position: i32 [] or [1]) attends: every row of x still writes its keys and values. A
+  // prefill's last layer when only the last row goes on (TransformerBlock::forward_cached_row).
+  Tensor forward_cached_query(Graph& graph, Tensor x, Tensor query, KvCache& cache, Tensor offset,
+                              Tensor position) const;
 
   AttentionConfig config;
   Linear q_proj;
@@ -181,6 +186,11 @@ struct TransformerBlock {
   TransformerBlock(Graph& graph, const std::string& prefix, TransformerConfig config);
   Tensor forward(Graph& graph, Tensor x) const;
   Tensor forward_cached(Graph& graph, Tensor x, KvCache& cache, Tensor offset) const;
+  // forward_cached for row `row` (i32 [1]) of x ([1, S, hidden]) alone: every row's keys and
+  // values go into the cache, only that row goes on through the attention and the MLP, and the
+  // result is that row's output, [1, 1, hidden]. The rows are independent after the attention, so
+  // a prefill whose last layer feeds only the last row's logits computes the rest for one row.
+  Tensor forward_cached_row(Graph& graph, Tensor x, KvCache& cache, Tensor offset, Tensor row) const;
 
   RmsNorm input_layernorm;
   MultiHeadAttention self_attn;

@@ -124,19 +124,23 @@ Graph decoding_graph(const LlamaConfig& config, int64_t length, int64_t max_posi
   const Tensor top_p = graph.input("top_p", {1});
   const Tensor sample_noise = graph.input("sample_noise", {config.vocab_size});
 
-  // The layers' output before the final norm: with one row of logits wanted, row `last` is
-  // gathered first and only it is normalized (the norm is row by row), so the head's GEMV folds
-  // the norm instead of a norm over every row and a stage of its own.
-  Tensor h = embed ? embed(graph, model, ids) : model.embed_tokens.forward(graph, ids);
-  for (size_t i = 0; i < model.layers.size(); ++i) h = model.layers[i].forward_cached(graph, h, caches[i], offset);
   // Row `last` is gathered like an embedding lookup, so padded prompts (length buckets) pick the
-  // real last position without a graph per prompt length.
+  // real last position without a graph per prompt length. With one row of logits wanted, the last
+  // layer takes only that row past its attention (the rows are independent from there on: its
+  // keys and values still come from every row), and the final norm and the head see one row.
+  Tensor h = embed ? embed(graph, model, ids) : model.embed_tokens.forward(graph, ids);
+  const bool one_row = !all_logits && length > 1 && !model.layers.empty();
+  for (size_t i = 0; i < model.layers.size(); ++i) {
+    h = one_row && i + 1 == model.layers.size() ? model.layers[i].forward_cached_row(graph, h, caches[i], offset, last)
+                                                : model.layers[i].forward_cached(graph, h, caches[i], offset);
+  }
   Tensor logits, chosen_row;
   if (all_logits) {
     logits = model.lm_head(graph, model.norm.forward(graph, h));
     chosen_row = graph.embedding(graph.reshape(logits, {length, config.vocab_size}), last);
   } else {
-    const Tensor row = graph.embedding(graph.reshape(h, {length, config.hidden_size}), last);
+    const Tensor row = one_row ? graph.reshape(h, {1, config.hidden_size})
+                               : graph.embedding(graph.reshape(h, {length, config.hidden_size}), last);
     chosen_row = model.lm_head(graph, model.norm.forward(graph, row));
     logits = chosen_row;
   }

@@ -84,20 +84,29 @@ Tensor MultiHeadAttention::forward_cross(Graph& graph, Tensor x, Tensor context,
 }
 
 Tensor MultiHeadAttention::forward_cached(Graph& graph, Tensor x, KvCache& cache, Tensor offset) const {
+  return forward_cached_query(graph, x, x, cache, offset, offset);
+}
+
+Tensor MultiHeadAttention::forward_cached_query(Graph& graph, Tensor x, Tensor query, KvCache& cache, Tensor offset,
+                                                Tensor position) const {
   const Tensor xb = batched(graph, x, config.hidden, "the input");
-  Tensor q = split_heads(graph, q_proj.forward(graph, xb), config.num_heads, config.head_dim);
+  const Tensor qb = query.id == x.id ? xb : batched(graph, query, config.hidden, "the query");
+  if (qb.dim(0) != xb.dim(0))
+    throw Error("MultiHeadAttention::forward_cached_query: the query's batch of " + std::to_string(qb.dim(0)) +
+                " differs from the input's " + std::to_string(xb.dim(0)));
+  Tensor q = split_heads(graph, q_proj.forward(graph, qb), config.num_heads, config.head_dim);
   Tensor k = split_heads(graph, k_proj.forward(graph, xb), config.num_kv_heads, config.head_dim);
   const Tensor v = split_heads(graph, v_proj.forward(graph, xb), config.num_kv_heads, config.head_dim);
   if (config.rope_theta > 0) {
-    q = graph.rope(q, offset, config.rope_theta);
+    q = graph.rope(q, position, config.rope_theta);
     k = graph.rope(k, offset, config.rope_theta);
   }
   cache.k = graph.kv_cache_write(cache.k, k, offset);
   cache.v = graph.kv_cache_write(cache.v, v, offset);
   AttentionOptions options;
   options.causal = config.causal;
-  const Tensor o = graph.attention(q, cache.k, cache.v, options, std::nullopt, offset);
-  return unbatched(graph, o_proj.forward(graph, merge_heads(graph, o)), x);
+  const Tensor o = graph.attention(q, cache.k, cache.v, options, std::nullopt, position);
+  return unbatched(graph, o_proj.forward(graph, merge_heads(graph, o)), query);
 }
 
 }  // namespace meganeura::nn

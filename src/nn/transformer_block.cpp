@@ -34,4 +34,16 @@ Tensor TransformerBlock::forward_cached(Graph& graph, Tensor x, KvCache& cache, 
   return h + mlp.forward(graph, post_attention_layernorm.forward(graph, h));
 }
 
+Tensor TransformerBlock::forward_cached_row(Graph& graph, Tensor x, KvCache& cache, Tensor offset, Tensor row) const {
+  if (x.rank() != 3 || x.dim(0) != 1)
+    throw Error("TransformerBlock::forward_cached_row: expected one sequence [1, S, hidden], got " +
+                format_shape(x.shape()));
+  // The row is picked before the norm (row by row), so the q product normalizes it itself.
+  const Tensor picked = graph.reshape(graph.embedding(graph.reshape(x, {x.dim(1), x.dim(2)}), row), {1, 1, x.dim(2)});
+  const Tensor h = picked + self_attn.forward_cached_query(graph, input_layernorm.forward(graph, x),
+                                                           input_layernorm.forward(graph, picked), cache, offset,
+                                                           offset + row);
+  return h + mlp.forward(graph, post_attention_layernorm.forward(graph, h));
+}
+
 }  // namespace meganeura::nn

@@ -150,12 +150,14 @@ TEST(SmolLM2Gpu, DeviceMemoryCountsSharedWeightsOnceAndGrowsPerPrefillBucket) {
                                                      kPositions * config.head_dim) * sizeof(float);
   EXPECT_GE(decode_only, parameter_bytes + cache_bytes);
 
-  // What a bucket's session holds of its own: its whole plan less the weights it borrows.
+  // What a bucket's session holds of its own: its whole plan less the weights it borrows, the
+  // derived ones included (its last layer's stacked gate and up weights are the decode session's).
   auto own_bytes = [&](int64_t bucket) {
     const Session standalone = build_inference_session(decoding_graph(config, bucket, kPositions));
     const MemorySummary summary = standalone.memory_summary();
     EXPECT_EQ(summary.parameters, parameter_bytes);
-    return summary.total() - summary.parameters;
+    EXPECT_GT(summary.derived, 0u);
+    return summary.total() - summary.parameters - summary.derived;
   };
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(config.vocab_size - 1));
@@ -187,6 +189,24 @@ TEST(SmolLM2Gpu, PrefillNormalizesOnlyTheChosenRow) {
   const std::string plan = build_inference_session(decoding_graph(config, 16, 32)).plan_summary();
   EXPECT_NE(plan.find(" rms_norm+matmul ["), std::string::npos) << plan;
   EXPECT_EQ(plan.find("add+rms_norm"), std::string::npos) << plan;
+}
+
+TEST(SmolLM2Gpu, PrefillCarriesOnlyTheChosenRowThroughTheLastLayer) {
+  // With one row of logits wanted, the last layer's attention has one query and its products after
+  // it one row each; every other layer, and the all-logits graph, keep the prompt's rows.
+  const LlamaConfig config = LlamaConfig::load(kFixtures + "smollm2-tiny");
+  for (bool all_logits : {false, true}) {
+    const Graph g = decoding_graph(config, 16, 32, all_logits);
+    int64_t one_query = 0, prompt_queries = 0, one_row_products = 0;
+    for (const Node& node : g.nodes()) {
+      if (node.op == Op::attention) ++(g.node(node.inputs[0]).shape[2] == 1 ? one_query : prompt_queries);
+      if (node.op == Op::matmul && node.shape.size() == 3 && node.shape[1] == 1) ++one_row_products;
+    }
+    EXPECT_EQ(one_query, all_logits ? 0 : 1);
+    EXPECT_EQ(prompt_queries, config.num_hidden_layers - one_query);
+    // q, o, gate, up and down of the last layer.
+    EXPECT_EQ(one_row_products, all_logits ? 0 : 5);
+  }
 }
 
 TEST(SmolLM2Gpu, SeededSamplingRepeatsAndStaysInTheTopK) {
