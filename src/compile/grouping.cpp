@@ -110,27 +110,25 @@ std::string int_input_read(const Graph& graph, const Kernel& kernel, int32_t id)
   return "int(in" + std::to_string(it - kernel.inputs.begin()) + ".data[0])";
 }
 
-// A cache write's store functions (see head_split_store): element (a, s, h, d) of the split goes to
-// row offset + s of head (a, h) of the cache.
-std::string cache_store(const Graph& graph, const Kernel& kernel, const Shape& split) {
-  const Node& write = graph.node(kernel.root);
-  const int64_t capacity = write.shape[2];
+// The store functions of a kernel storing through a head split: element i of the value is
+// (a, s, h, d) of the reshape `split` [A, S, H, D]; `prelude` follows the indices, `guard` (if not
+// empty) decides whether the element is stored, `destination` is the index of its place.
+std::string split_store_functions(const Kernel& kernel, const Shape& split, const std::string& prelude,
+                                  const std::string& guard, const std::string& destination) {
   auto u = [](int64_t v) { return std::to_string(v) + "u"; };
-  const std::string offset = int_input_read(graph, kernel, write.inputs[2]);
-  auto function = [&](const std::string& head, const std::string& store, const std::string& open,
-                      const std::string& tail) {
-    return head + "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n" +
-           "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
-           u(split[3] * split[2] * split[1]) + ";\n" + "  int offset = " + offset +
-           ", position = offset + int(s);\n  if (offset >= 0 && position < " + std::to_string(capacity) + ") " + store +
-           "[" + open + "((a * " + u(split[2]) + " + h) * " + u(capacity) + " + uint(position)) * " + u(split[3]) + " + d" + tail +
-           "] = v;\n}\n";
-  };
-  return function("void store_result(uint i, float v) {\n", "result.data", "", "") +
-         (split[3] % 4 != 0 ? std::string()
-                            : "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
-                                  ") writeonly buffer Result4 { vec4 data[]; } result4;\n" +
-                                  function("void store_result4(uint i, vec4 v) {\n", "result4.data", "(", ") / 4u"));
+  const std::string indices = "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) +
+                              ";\n  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
+                              u(split[3] * split[2] * split[1]) + ";\n" + prelude;
+  const std::string store = guard.empty() ? "  " : "  if (" + guard + ") ";
+  std::string out = "void store_result(uint i, float v) {\n" + indices + store + "result.data[" + destination + "] = v;\n}\n";
+  // Four consecutive elements from a multiple of 4 lie in one row of one head: one index and one
+  // 16-byte store (glsl.h: stores_vec4_through_function).
+  if (split[3] % 4 == 0) {
+    out += "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
+           ") writeonly buffer Result4 { vec4 data[]; } result4;\nvoid store_result4(uint i, vec4 v) {\n" + indices +
+           store + "result4.data[(" + destination + ") / 4u] = v;\n}\n";
+  }
+  return out;
 }
 
 }  // namespace
@@ -150,28 +148,20 @@ int32_t rotated_cache_store(const Graph& graph, const Kernel& kernel) {
 std::string head_split_store(const Graph& graph, const Kernel& kernel) {
   const int32_t permute = stored_head_split(graph, kernel);
   if (permute < 0) return "";
-  // Element i of the value is (a, s, h, d) of the reshape [A, S, H, D]; it goes to (a, h, s, d).
   const Shape& split = graph.node(graph.node(permute).inputs[0]).shape;
-  if (graph.node(kernel.root).op == Op::kv_cache_write) return cache_store(graph, kernel, split);
   auto u = [](int64_t v) { return std::to_string(v) + "u"; };
-  return "void store_result(uint i, float v) {\n"
-         "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n"
-         "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
-         u(split[3] * split[2] * split[1]) + ";\n"
-         "  result.data[((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) + " + d] = v;\n"
-         "}\n" +
-         // Four consecutive elements from a multiple of 4 lie in one row of one head: one index
-         // and one 16-byte store (glsl.h: stores_vec4_through_function).
-         (split[3] % 4 != 0 ? std::string()
-                            : "layout(std430, set = 0, binding = " + std::to_string(kernel.inputs.size()) +
-                                  ") writeonly buffer Result4 { vec4 data[]; } result4;\n"
-                                  "void store_result4(uint i, vec4 v) {\n"
-                                  "  uint d = i % " + u(split[3]) + ", h = (i / " + u(split[3]) + ") % " + u(split[2]) + ";\n"
-                                  "  uint s = (i / " + u(split[3] * split[2]) + ") % " + u(split[1]) + ", a = i / " +
-                                  u(split[3] * split[2] * split[1]) + ";\n"
-                                  "  result4.data[(((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) +
-                                  " + d) / 4u] = v;\n"
-                                  "}\n");
+  const Node& root = graph.node(kernel.root);
+  if (root.op != Op::kv_cache_write) {
+    // (a, s, h, d) goes to (a, h, s, d) of the permuted result.
+    return split_store_functions(kernel, split, "", "",
+                                 "((a * " + u(split[2]) + " + h) * " + u(split[1]) + " + s) * " + u(split[3]) + " + d");
+  }
+  // Into the cache: row offset + s of head (a, h), rows past its end dropped.
+  const int64_t capacity = root.shape[2];
+  return split_store_functions(
+      kernel, split, "  int offset = " + int_input_read(graph, kernel, root.inputs[2]) + ", position = offset + int(s);\n",
+      "offset >= 0 && position < " + std::to_string(capacity),
+      "((a * " + u(split[2]) + " + h) * " + u(capacity) + " + uint(position)) * " + u(split[3]) + " + d");
 }
 
 bool pairs_with(const Graph& graph, const Node& anchor, const Node& candidate) {
