@@ -12,13 +12,26 @@
 
 namespace meganeura::bench_report {
 
-// Median wall time in milliseconds of `runs` calls, after warm-up calls for at least 0.3 s (three
-// at least): after a single warm-up call, the median of a fresh SmolLM2 decode session's steps on an
-// H100 read 4.8-7.2 ms in some processes, 2.8 ms in every process once 300 steps had run first.
+// Calls `fn` back to back for 1.5 s (three calls at least; 0.3 s on a CPU driver) before a timing.
+// An H100's driver lowers the SM clock (1980 MHz to 345–705) a few seconds into a process whose
+// GPU has mostly idled while the host built sessions and prepared data, and a benchmark's short
+// bursts need not bring it back: whole processes then ran 2–4× slower (a prefill 11.8 ms for 2.92,
+// the 1 GiB copy 1.73 TB/s for 3.01, the f16 GEMM 34 TFLOP/s for 160). About 1.5 s of back-to-back
+// work restores the clock (nvidia-smi sampled every 0.1 s beside the runs).
+template <typename F>
+void keep_gpu_busy(F&& fn) {
+  const double seconds = gpu::Context::shared()->caps().is_cpu ? 0.3 : 1.5;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3 || std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds;
+       ++i) {
+    fn();
+  }
+}
+
+// Median wall time in milliseconds of `runs` calls, after keep_gpu_busy(fn).
 template <typename F>
 double median_ms(F&& fn, int runs) {
-  const auto warm_up = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3 || std::chrono::steady_clock::now() - warm_up < std::chrono::milliseconds(300); ++i) fn();
+  keep_gpu_busy(fn);
   std::vector<double> times;
   for (int i = 0; i < runs; ++i) {
     const auto start = std::chrono::steady_clock::now();

@@ -7,7 +7,7 @@ import statistics
 import sys
 
 import torch
-from torch_timing import median_ms
+from torch_timing import keep_gpu_busy, median_ms
 import torch.nn.functional as F
 
 DEV = "cuda"
@@ -23,8 +23,7 @@ def emit(workload, value, unit, note=""):
 
 def gpu_ms(fn, warmup=3, runs=20):
     """Median of GPU time between CUDA events around fn."""
-    for _ in range(warmup):
-        fn()
+    keep_gpu_busy(fn, warmup)
     times = []
     for _ in range(runs):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -6,10 +6,21 @@ import time
 import torch
 
 
-def median_ms(fn, warmup=3, runs=10):
-    for _ in range(warmup):
+def keep_gpu_busy(fn, warmup=3, seconds=1.5):
+    """Calls fn back to back for `seconds` (`warmup` calls at least) before a timing, as the Meganeura
+    side does (bench/bench_report.h: keep_gpu_busy): the GPU's clock settles under load first."""
+    start = time.perf_counter()
+    calls = 0
+    while calls < warmup or time.perf_counter() - start < seconds:
         fn()
+        calls += 1
+        if calls % 8 == 0:
+            torch.cuda.synchronize()  # time the work, not the queueing
     torch.cuda.synchronize()
+
+
+def median_ms(fn, warmup=3, runs=10):
+    keep_gpu_busy(fn, warmup)
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
