@@ -7,7 +7,9 @@ and prints one table with both numbers, their ratio, the physical floor and the 
 Each Meganeura benchmark program (bench_<group> in --bin) prints JSON lines
     {"workload": ..., "value": ..., "unit": ..., "floor": ..., "card": ..., "check": ...}
 and bench/torch_side.py prints the same for PyTorch. A workload whose correctness check did not pass
-reports no time. Units ending in "/s" are rates (higher is better); "ms" and "us" are times.
+reports no time. Units ending in "/s" are rates (higher is better); "ms" and "us" are times. Both
+sides run each workload back to back for 1.5 s before timing it, so the GPU's clock has settled
+(bench/bench_report.h: keep_gpu_busy).
 """
 import argparse
 import json
